@@ -1,0 +1,113 @@
+"""Load client: drives one server through the benchmark phases and prints one JSON object.
+
+Run it pinned to its own core (``taskset -c 1``); ``benchmarks.run`` does. Every phase reports
+``client_cpu`` (this process's user+system seconds, from getrusage), ``server_cpu`` (from
+/proc/PID/stat when ``--server-pid`` is given) and ``wall`` seconds: a client whose CPU time is
+close to the wall time is saturated, and the figure then measures the client, not the server.
+
+    python -m benchmarks.loadclient --port 8080 --connections 1000 --server-pid 1234
+    python -m benchmarks.loadclient --port 8080 --connections 10000 --mode hold --hold 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from benchmarks.phases import Ctx, api_rate, fanout, hold, latency, open_conns, rss_kb
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="overtone benchmark load client")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--server-pid", type=int, default=0)
+    parser.add_argument("--mode", choices=("bench", "hold"), default="bench")
+    parser.add_argument("--quick", action="store_true", help="shorter phases")
+    parser.add_argument("--hold", type=float, default=12.0, help="seconds to hold (hold mode)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="bound for each phase")
+    parser.add_argument("--concurrency", type=int, default=200, help="handshakes in flight")
+    parser.add_argument("--app-id", default="bench")
+    parser.add_argument("--key", default="bench-key")
+    parser.add_argument("--secret", default="bench-secret")
+    args = parser.parse_args(argv)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    ctx = Ctx(
+        host=args.host,
+        port=args.port,
+        app_id=args.app_id,
+        key=args.key,
+        secret=args.secret,
+        server_pid=args.server_pid,
+        timeout=args.timeout,
+    )
+    try:
+        import uvloop  # noqa: PLC0415
+
+        result = uvloop.run(run(ctx, args))
+    except ImportError:
+        result = asyncio.run(run(ctx, args))
+    result["nofile_limit"] = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+
+
+async def run(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
+    n, quick = args.connections, args.quick
+    out: dict[str, Any] = {"connections": n, "mode": args.mode, "loop": loop_name()}
+    log(f"{args.mode}: {n} connections to {ctx.host}:{ctx.port}")
+    rss_before = rss_kb(ctx.server_pid)
+    try:
+        out["connect"] = await open_conns(ctx, n, "bench", args.concurrency)
+        log(f"connect: {out['connect']}")
+        if args.mode == "hold":
+            out["hold"] = await hold(ctx, args.hold)
+            log(f"hold: {out['hold']}")
+            return out
+        await asyncio.sleep(1.0)  # let the server settle before reading its RSS
+        rss_after = rss_kb(ctx.server_pid)
+        subscribed = len(ctx.conns)
+        out["rss"] = {
+            "before_kb": rss_before,
+            "after_kb": rss_after,
+            "subscribed": subscribed,
+            "kb_per_conn": (rss_after - rss_before) / subscribed if subscribed else None,
+        }
+        log(f"rss: {out['rss']}")
+        events = max(10, (200_000 if quick else 1_000_000) // max(1, subscribed))
+        out["fanout"] = await fanout(ctx, events, window=max(2, min(64, 40_000 // n)))
+        log(f"fanout: {out['fanout']}")
+        out["latency"] = await latency(ctx, subscribers=100, rate=20, seconds=2 if quick else 5)
+        log(f"latency: {out['latency']}")
+        out["api"] = await api_rate(ctx, inflight=16, seconds=2 if quick else 5)
+        log(f"api: {out['api']}")
+    finally:
+        out["client_errors"] = {
+            "dropped": ctx.stats.dropped,
+            "errors": ctx.stats.errors,
+            "samples": ctx.stats.samples,
+        }
+        for conn in ctx.conns:
+            conn.close()
+        await asyncio.sleep(0.2)
+    return out
+
+
+def loop_name() -> str:
+    return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+
+def log(message: str) -> None:
+    print(f"[loadclient {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()

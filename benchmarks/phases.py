@@ -1,0 +1,313 @@
+"""The load client's measurement phases; each is bounded by ``Ctx.timeout`` and returns a dict.
+
+A phase that runs out of time returns what it measured so far with ``"partial": true``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from benchmarks.wsclient import HttpConn, Signer, Stats, WSConn
+
+PAYLOAD = "x" * 64  # data of each fan-out event; the frame is ~100 bytes
+
+
+@dataclass
+class Ctx:
+    host: str
+    port: int
+    app_id: str
+    key: str
+    secret: str
+    server_pid: int
+    timeout: float
+    stats: Stats = field(default_factory=Stats)
+    conns: list[WSConn] = field(default_factory=list)
+
+    def signer(self) -> Signer:
+        return Signer(self.app_id, self.key, self.secret, self.host, self.port)
+
+    async def http(self) -> HttpConn:
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(HttpConn, self.host, self.port)
+        return conn
+
+
+def rss_kb(pid: int) -> int:
+    """VmRSS of a process in KiB (0 when unknown)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def cpu_of(pid: int) -> float:
+    """User+system CPU seconds of a process (0.0 when unknown)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Meter:
+    """Wall, client CPU and server CPU seconds spent since creation."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.pid = server_pid
+        self.wall, self.cpu, self.server = time.perf_counter(), own_cpu(), cpu_of(server_pid)
+
+    def result(self, **figures: Any) -> dict[str, Any]:
+        return {
+            **figures,
+            "wall": round(time.perf_counter() - self.wall, 3),
+            "client_cpu": round(own_cpu() - self.cpu, 3),
+            "server_cpu": round(cpu_of(self.pid) - self.server, 3),
+        }
+
+
+async def until(fut: asyncio.Future[None], deadline: float) -> bool:
+    """Wait for ``fut`` until the perf_counter deadline; False when time ran out."""
+    try:
+        await asyncio.wait_for(asyncio.shield(fut), max(0.0, deadline - time.perf_counter()))
+    except TimeoutError:
+        return False
+    return True
+
+
+async def status(fut: asyncio.Future[int] | None, deadline: float) -> int:
+    """The HTTP status a request resolved to (200 when there was none, 0 on timeout)."""
+    if fut is None:
+        return 200
+    try:
+        return await asyncio.wait_for(fut, max(0.001, deadline - time.perf_counter()))
+    except TimeoutError:
+        return 0
+
+
+async def counted_at_least(st: Stats, goal: int, deadline: float) -> bool:
+    if st.counted >= goal:
+        return True
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def reached() -> None:
+        st.goal = 1 << 62
+        if not fut.done():
+            fut.set_result(None)
+
+    st.goal, st.on_goal = goal, reached
+    ok = await until(fut, deadline)
+    st.goal = 1 << 62
+    return ok
+
+
+async def open_conns(ctx: Ctx, n: int, channel: str, concurrency: int) -> dict[str, Any]:
+    """Open n WebSockets, at most ``concurrency`` handshaking at once, each subscribing."""
+    loop, st, meter = asyncio.get_running_loop(), ctx.stats, Meter(ctx.server_pid)
+    done: asyncio.Future[None] = loop.create_future()
+    launched = failed = 0
+    last = time.perf_counter()
+
+    def launch() -> None:
+        nonlocal launched
+        launched += 1
+        coro = loop.create_connection(
+            lambda: WSConn(st, ctx.host, ctx.port, ctx.key, channel), ctx.host, ctx.port
+        )
+        loop.create_task(coro).add_done_callback(connected)
+
+    def connected(task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            fail(None, "cancelled")
+        elif task.exception() is not None:
+            fail(None, repr(task.exception()))
+
+    def next_one() -> None:
+        if len(ctx.conns) + failed >= n:
+            if not done.done():
+                done.set_result(None)
+        elif launched < n:
+            launch()
+
+    def subscribed(conn: WSConn, name: str) -> None:
+        nonlocal last
+        if name == channel and not done.done():
+            ctx.conns.append(conn)
+            last = time.perf_counter()
+            next_one()
+
+    def fail(conn: WSConn | None, why: str) -> None:
+        nonlocal failed
+        failed += 1
+        st.note(why)
+        next_one()
+
+    st.on_sub, st.on_fail = subscribed, fail
+    for _ in range(min(concurrency, n)):
+        launch()
+    finished = await until(done, meter.wall + ctx.timeout)
+    ok = len(ctx.conns)
+    return meter.result(
+        subscribed=ok,
+        failed=failed,
+        per_second=round(ok / (last - meter.wall)) if ok else 0,
+        partial=not finished,
+    )
+
+
+async def fanout(ctx: Ctx, events: int, window: int) -> dict[str, Any]:
+    """Trigger ``events`` on ``bench`` via the HTTP API; count deliveries to every subscriber.
+
+    Event i is triggered only once deliveries reach (i - window) * subscribers, so at most
+    ``window`` events are in flight and the server is never asked to buffer without bound.
+    """
+    st, signer, meter = ctx.stats, ctx.signer(), Meter(ctx.server_pid)
+    subs = len(ctx.conns)
+    http = [await ctx.http(), await ctx.http()]
+    body = orjson.dumps({"name": "e", "channel": "bench", "data": PAYLOAD})
+    st.counted, deadline, bad = 0, meter.wall + ctx.timeout, 0
+    pending: list[asyncio.Future[int] | None] = [None, None]
+    first = time.perf_counter()
+    sent = 0
+    for i in range(events):
+        if not await counted_at_least(st, (i - window) * subs, deadline):
+            break
+        bad += await status(pending[i % 2], deadline) != 200
+        pending[i % 2] = http[i % 2].call(signer.request(body))
+        sent += 1
+    for fut in pending:
+        bad += await status(fut, deadline) != 200
+    finished = await counted_at_least(st, sent * subs, deadline)
+    elapsed = st.last_rx - first
+    for conn in http:
+        if conn.transport is not None:
+            conn.transport.close()
+    return meter.result(
+        subscribers=subs,
+        events=sent,
+        deliveries=st.counted,
+        expected=sent * subs,
+        per_second=round(st.counted / elapsed) if elapsed > 0 else 0,
+        trigger_errors=bad,
+        partial=not finished,
+    )
+
+
+async def latency(ctx: Ctx, subscribers: int, rate: int, seconds: float) -> dict[str, Any]:
+    """Trigger-to-receipt latency on channel ``lat`` with ``subscribers`` subscribers."""
+    loop, st, signer = asyncio.get_running_loop(), ctx.stats, ctx.signer()
+    subset = ctx.conns[:subscribers]
+    ready: asyncio.Future[None] = loop.create_future()
+    joined = 0
+
+    def subscribed(conn: WSConn, name: str) -> None:
+        nonlocal joined
+        joined += name == "lat"
+        if joined >= len(subset) and not ready.done():
+            ready.set_result(None)
+
+    st.on_sub = subscribed
+    for conn in subset:
+        conn.subscribe("lat")
+    await until(ready, time.perf_counter() + ctx.timeout)
+    meter, http, bad = Meter(ctx.server_pid), await ctx.http(), 0
+    st.counted, st.lat_ns, st.latency = 0, [], True
+    events = int(rate * seconds)
+    deadline = meter.wall + ctx.timeout
+    for i in range(events):
+        await asyncio.sleep(max(0.0, meter.wall + i / rate - time.perf_counter()))
+        stamp = str(time.perf_counter_ns())
+        body = orjson.dumps({"name": "e", "channel": "lat", "data": stamp})
+        bad += await status(http.call(signer.request(body)), time.perf_counter() + 5) != 200
+        if time.perf_counter() > deadline:
+            break
+    finished = await counted_at_least(st, events * joined, min(deadline, time.perf_counter() + 5))
+    st.latency = False
+    samples = sorted(st.lat_ns)
+    if http.transport is not None:
+        http.transport.close()
+
+    def pct(p: float) -> float | None:
+        return round(samples[int(p * (len(samples) - 1))] / 1e6, 3) if samples else None
+
+    return meter.result(
+        subscribers=joined,
+        events=events,
+        samples=len(samples),
+        p50_ms=pct(0.50),
+        p99_ms=pct(0.99),
+        max_ms=pct(1.0),
+        trigger_errors=bad,
+        partial=not finished,
+    )
+
+
+async def api_rate(ctx: Ctx, inflight: int, seconds: float) -> dict[str, Any]:
+    """Signed ``POST /apps/{id}/events`` to an empty channel, ``inflight`` keep-alive clients."""
+    loop, signer = asyncio.get_running_loop(), ctx.signer()
+    body = orjson.dumps({"name": "e", "channel": "empty", "data": "x"})
+    conns = [await ctx.http() for _ in range(inflight)]
+    done: asyncio.Future[None] = loop.create_future()
+    counts = {"ok": 0, "bad": 0, "active": inflight}
+    meter = Meter(ctx.server_pid)
+    stop_at = meter.wall + seconds
+
+    def respond(conn: HttpConn, status: int) -> None:
+        counts["ok" if status == 200 else "bad"] += 1
+        if status and time.perf_counter() < stop_at:
+            conn.send(signer.request(body))
+            return
+        counts["active"] -= 1
+        if counts["active"] == 0 and not done.done():
+            done.set_result(None)
+
+    for conn in conns:
+        conn.on_response = respond
+        conn.send(signer.request(body))
+    finished = await until(done, stop_at + ctx.timeout)
+    elapsed = time.perf_counter() - meter.wall
+    for conn in conns:
+        if conn.transport is not None:
+            conn.transport.close()
+    return meter.result(
+        requests=counts["ok"],
+        errors=counts["bad"],
+        per_second=round(counts["ok"] / elapsed),
+        partial=not finished,
+    )
+
+
+async def hold(ctx: Ctx, seconds: float) -> dict[str, Any]:
+    """Keep every subscribed connection open, answering ``pusher:ping``; count losses."""
+    st, meter = ctx.stats, Meter(ctx.server_pid)
+    dropped, errors, pings = st.dropped, st.errors, st.pings
+    rss_start = rss_kb(ctx.server_pid)
+    end = meter.wall + seconds
+    while time.perf_counter() < end:
+        await asyncio.sleep(min(1.0, max(0.0, end - time.perf_counter())))
+    return meter.result(
+        held=sum(not conn.lost for conn in ctx.conns),
+        of=len(ctx.conns),
+        dropped=st.dropped - dropped,
+        errors=st.errors - errors,
+        pings_answered=st.pings - pings,
+        rss_start_kb=rss_start,
+        rss_end_kb=rss_kb(ctx.server_pid),
+    )

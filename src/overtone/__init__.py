@@ -1,0 +1,3 @@
+"""overtone: a Pusher-protocol realtime server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""``python -m overtone``."""
+
+from overtone.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Channel state: subscribers, presence rosters, the event cache and watchlists. Pure."""

@@ -1,0 +1,84 @@
+"""``overtone``: the command line (``start`` mirrors ``php artisan reverb:start``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from overtone import __version__
+from overtone.config import DEV_APP, ConfigError, Settings, load_settings, read_environment
+
+log = logging.getLogger("overtone")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="overtone", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"overtone {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    start = commands.add_parser("start", help="start the server (like reverb:start)")
+    start.add_argument("--host", help="interface to bind (REVERB_SERVER_HOST, default 0.0.0.0)")
+    start.add_argument("--port", type=int, help="port to bind (REVERB_SERVER_PORT, default 8080)")
+    start.add_argument("--path", help="path prefix for every route (REVERB_SERVER_PATH)")
+    start.add_argument(
+        "--hostname", help="public host name clients use, shown in the startup summary"
+    )
+    start.add_argument("--debug", action="store_true", default=None, help="log every frame")
+    start.add_argument("--env-file", help="read variables from this file instead of ./.env")
+    return parser
+
+
+def _summary(settings: Settings) -> str:
+    apps = ", ".join(f"{a.id} (key {a.key})" for a in settings.apps)
+    return (
+        f"apps: {apps}; path prefix: {settings.path or '(none)'}; "
+        f"max request size: {settings.max_request_size} bytes"
+    )
+
+
+def _start(args: argparse.Namespace) -> int:
+    try:
+        environ = read_environment(os.environ, args.env_file)
+        settings = load_settings(
+            environ,
+            host=args.host,
+            port=args.port,
+            path=args.path,
+            hostname=args.hostname,
+            debug=args.debug,
+        )
+    except ConfigError as exc:
+        print(f"overtone: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if settings.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if settings.using_dev_app:
+        log.warning(
+            "no app configured: serving the development app id=%s key=%s secret=%s "
+            "(set REVERB_APP_ID, REVERB_APP_KEY, REVERB_APP_SECRET for real use)",
+            DEV_APP.id,
+            DEV_APP.key,
+            DEV_APP.secret,
+        )
+    log.info(_summary(settings))
+    from overtone.transport.server import serve
+
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(serve(settings))
+    return int(uvloop.run(serve(settings)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "start":
+        return _start(args)
+    return 2

@@ -1,0 +1,1 @@
+"""The Pusher HTTP API: signed requests in, JSON out. Sans-I/O."""

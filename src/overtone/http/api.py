@@ -1,0 +1,199 @@
+"""Routes and handlers of the HTTP API, on the same port as the WebSocket endpoint.
+
+:meth:`Api.handle` is synchronous and pure apart from what it asks the hubs to do; the
+transport passes the clocks in. Every error is JSON ``{"error": "..."}`` with the status
+of protocol.md §5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import orjson
+
+from overtone.apps import App
+from overtone.http.auth import request_auth_error
+from overtone.http.events import BadRequest, Trigger, parse_json, parse_trigger
+from overtone.hub import Hub
+from overtone.node import Node
+
+HEALTH = orjson.dumps({"health": "OK"})
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """Status and JSON body of an API answer."""
+
+    status: int
+    body: bytes
+
+
+def _error(status: int, message: str) -> Response:
+    return Response(status, orjson.dumps({"error": message}))
+
+
+def _ok(document: Any) -> Response:
+    return Response(200, orjson.dumps(document))
+
+
+class Api:
+    """The HTTP API of one server process."""
+
+    def __init__(self, node: Node, prefix: str = "", signature_window: int = 600) -> None:
+        self.node = node
+        self.prefix = prefix
+        self.signature_window = signature_window
+
+    def handle(
+        self, method: str, target: str, body: bytes, now: float, wall_time: float
+    ) -> Response:
+        """Answer one request; ``target`` is the raw request target (path and query)."""
+        raw_path, _, query = target.partition("?")
+        path = raw_path
+        if self.prefix and (path == self.prefix or path.startswith(self.prefix + "/")):
+            path = path[len(self.prefix) :] or "/"
+        if path == "/up":
+            return Response(200, HEALTH) if method in ("GET", "HEAD") else _error(405, "Use GET")
+        parts = path.strip("/").split("/")
+        if len(parts) < 3 or parts[0] != "apps":
+            return _error(404, f"No route for {raw_path[:200]}")
+        route = _route(parts[2:])
+        if route is None:
+            return _error(404, f"No route for {raw_path[:200]}")
+        expected_method, handler_name, arg = route
+        if method != expected_method:
+            return _error(405, f"{raw_path[:200]} expects {expected_method}, not {method}")
+        app = self.node.registry.by_id(unquote(parts[1]))
+        if app is None:
+            return _error(404, f"Unknown app id {unquote(parts[1])[:64]!r}")
+        try:
+            params = parse_qsl(query, keep_blank_values=True, strict_parsing=False)
+        except ValueError:
+            return _error(400, "Malformed query string")
+        paths = (raw_path, path) if raw_path != path else (raw_path,)
+        problem = request_auth_error(
+            app, method, paths, params, body, wall_time, self.signature_window
+        )
+        if problem is not None:
+            return _error(401, problem)
+        if not app.enabled:
+            return _error(403, "Application is disabled")
+        hub = self.node.hub(app)
+        try:
+            handler = getattr(self, handler_name)
+            response: Response = handler(hub, app, dict(params), body, arg, now)
+        except BadRequest as bad:
+            return _error(bad.status, bad.message)
+        return response
+
+    # -- handlers ----------------------------------------------------------------------
+
+    def _events(
+        self, hub: Hub, app: App, query: dict[str, str], body: bytes, arg: str, now: float
+    ) -> Response:
+        trigger = parse_trigger(app, parse_json(body))
+        hub.publish(trigger.name, trigger.channels, trigger.data, trigger.socket_id, now)
+        if not trigger.info:
+            return _ok({})
+        return _ok({"channels": {c: _info(hub, c, trigger.info) for c in trigger.channels}})
+
+    def _batch(
+        self, hub: Hub, app: App, query: dict[str, str], body: bytes, arg: str, now: float
+    ) -> Response:
+        document = parse_json(body)
+        batch = document.get("batch") if isinstance(document, dict) else None
+        if not isinstance(batch, list):
+            raise BadRequest(400, "Body must be {\"batch\": [events...]}")
+        if len(batch) > app.max_batch_size:
+            raise BadRequest(400, f"A batch holds at most {app.max_batch_size} events")
+        triggers: list[Trigger] = [
+            parse_trigger(app, item, f"batch[{i}]: ") for i, item in enumerate(batch)
+        ]
+        for t in triggers:
+            hub.publish(t.name, t.channels, t.data, t.socket_id, now)
+        if not any(t.info for t in triggers):
+            return _ok({})
+        return _ok({"batch": [_info(hub, t.channels[0], t.info) for t in triggers]})
+
+    def _channels(
+        self, hub: Hub, app: App, query: dict[str, str], body: bytes, arg: str, now: float
+    ) -> Response:
+        prefix = query.get("filter_by_prefix", "")
+        info = _info_fields(query)
+        if "user_count" in info and not prefix.startswith("presence-"):
+            raise BadRequest(400, "info=user_count needs filter_by_prefix=presence-")
+        return _ok(
+            {
+                "channels": {
+                    name: _info(hub, name, info)
+                    for name in sorted(hub.channels)
+                    if name.startswith(prefix)
+                }
+            }
+        )
+
+    def _channel(
+        self, hub: Hub, app: App, query: dict[str, str], body: bytes, arg: str, now: float
+    ) -> Response:
+        info = _info_fields(query)
+        if "user_count" in info and not arg.startswith("presence-"):
+            raise BadRequest(400, "info=user_count is only available for presence channels")
+        count = hub.subscription_count(arg)
+        document: dict[str, Any] = {"occupied": count > 0}
+        document.update(_info(hub, arg, tuple(f for f in info if f != "cache")))
+        if "cache" in info:
+            document["cache"] = hub.cached_event(arg, now)
+        return _ok(document)
+
+    def _users(
+        self, hub: Hub, app: App, query: dict[str, str], body: bytes, arg: str, now: float
+    ) -> Response:
+        if not arg.startswith("presence-"):
+            raise BadRequest(400, "Users can only be listed for presence channels")
+        return _ok({"users": [{"id": uid} for uid in hub.user_ids(arg)]})
+
+    def _terminate(
+        self, hub: Hub, app: App, query: dict[str, str], body: bytes, arg: str, now: float
+    ) -> Response:
+        hub.terminate_user(arg)
+        return _ok({})
+
+    def _connections(
+        self, hub: Hub, app: App, query: dict[str, str], body: bytes, arg: str, now: float
+    ) -> Response:
+        return _ok({"connections": len(hub.sessions)})
+
+
+def _route(rest: list[str]) -> tuple[str, str, str] | None:
+    """``(method, handler, argument)`` for the path after ``/apps/{id}/``."""
+    match rest:
+        case ["events"]:
+            return "POST", "_events", ""
+        case ["batch_events"]:
+            return "POST", "_batch", ""
+        case ["channels"]:
+            return "GET", "_channels", ""
+        case ["channels", name]:
+            return "GET", "_channel", unquote(name)
+        case ["channels", name, "users"]:
+            return "GET", "_users", unquote(name)
+        case ["users", user_id, "terminate_connections"]:
+            return "POST", "_terminate", unquote(user_id)
+        case ["connections"]:
+            return "GET", "_connections", ""
+    return None
+
+
+def _info_fields(query: dict[str, str]) -> tuple[str, ...]:
+    return tuple(f for f in query.get("info", "").split(",") if f)
+
+
+def _info(hub: Hub, channel: str, fields: tuple[str, ...]) -> dict[str, int]:
+    info: dict[str, int] = {}
+    if "subscription_count" in fields:
+        info["subscription_count"] = hub.subscription_count(channel)
+    if "user_count" in fields and channel.startswith("presence-"):
+        info["user_count"] = hub.user_count(channel)
+    return info

@@ -1,0 +1,352 @@
+"""The per-app core: sessions, channels, presence, cache and watchlists. Sans-I/O.
+
+A :class:`Hub` is driven by calls (a frame arrived, a connection went away, the HTTP API
+published an event, the clock ticked) that carry ``now`` explicitly, and answers through
+each session's ``write``/``close`` callables. It never reads a clock, never awaits and
+never touches a socket, so every behaviour is testable with plain function calls.
+
+Delivery is at most once: a frame written to a session whose transport later fails is lost.
+Within one hub, events to one channel reach subscribers in publish order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from overtone.apps import App, ClientEventsFrom
+from overtone.channels.cache import EventCache
+from overtone.channels.channel import Channel
+from overtone.channels.subscription import SubscriptionRefused, check_subscription
+from overtone.channels.watchlist import Watchlists
+from overtone.protocol import errors, messages
+from overtone.protocol.channel_names import classify, name_error
+from overtone.protocol.errors import PusherError
+from overtone.protocol.frames import encode_frame
+from overtone.protocol.signin import parse_signin
+from overtone.session import CloseWith, Session, WriteFrame
+
+PING_FRAME = encode_frame(messages.PING)
+PONG_FRAME = encode_frame(messages.PONG)
+
+
+class Hub:
+    """Everything one app's connections share on this node."""
+
+    def __init__(self, app: App, new_socket_id: Callable[[], str], pong_timeout: float) -> None:
+        self.app = app
+        self.pong_timeout = pong_timeout
+        self._new_socket_id = new_socket_id
+        self.sessions: dict[str, Session] = {}
+        self.channels: dict[str, Channel[Session]] = {}
+        self.users: dict[str, set[Session]] = {}
+        self.cache = EventCache(app.cache_ttl)
+        self.watchlists: Watchlists[Session] = Watchlists()
+
+    # -- connection lifecycle -------------------------------------------------------------
+
+    def connect(
+        self, write: WriteFrame, close: CloseWith, origin: str | None, now: float
+    ) -> Session | None:
+        """Accept a new connection, or refuse it (error frame + close) and return ``None``."""
+        refusal = self._refusal(origin)
+        if refusal is not None:
+            write(encode_frame(messages.error(refusal)))
+            close(refusal.code or 4200, refusal.message)
+            return None
+        session = Session(self._new_socket_id(), write, close, now)
+        self.sessions[session.socket_id] = session
+        write(
+            encode_frame(
+                messages.connection_established(session.socket_id, self.app.activity_timeout)
+            )
+        )
+        return session
+
+    def _refusal(self, origin: str | None) -> PusherError | None:
+        if not self.app.enabled:
+            return errors.APP_DISABLED
+        if not self.app.origin_allowed(origin):
+            return errors.BAD_ORIGIN
+        limit = self.app.max_connections
+        if limit is not None and len(self.sessions) >= limit:
+            return errors.OVER_QUOTA
+        return None
+
+    def disconnect(self, session: Session) -> None:
+        """Forget a session whose connection is gone (idempotent)."""
+        if session.closed:
+            return
+        session.closed = True
+        self.sessions.pop(session.socket_id, None)
+        for name in list(session.channels):
+            self._leave(session, name)
+        if session.user_id is not None:
+            self._sign_out(session)
+
+    def close_session(self, session: Session, err: PusherError) -> None:
+        """Send ``err``, close with its code, and forget the session at once."""
+        if session.closed:
+            return
+        session.write(encode_frame(messages.error(err)))
+        self.disconnect(session)
+        session.close(err.code or 4200, err.message)
+
+    def close_all(self, err: PusherError) -> None:
+        """Close every session with ``err`` (graceful shutdown uses 4200)."""
+        for session in list(self.sessions.values()):
+            self.close_session(session, err)
+
+    def tick(self, now: float) -> None:
+        """Keepalive and housekeeping; call about once a second.
+
+        A session silent for ``activity_timeout`` gets ``pusher:ping``; one that stays
+        silent ``pong_timeout`` longer is closed with 4201.
+        """
+        idle = self.app.activity_timeout
+        for session in list(self.sessions.values()):
+            if session.ping_sent is not None:
+                if now - session.ping_sent >= self.pong_timeout:
+                    self.close_session(session, errors.PONG_NOT_RECEIVED)
+            elif now - session.last_seen >= idle:
+                session.ping_sent = now
+                session.write(PING_FRAME)
+        self.cache.sweep(now)
+
+    # -- messages from clients ------------------------------------------------------------
+
+    def receive(self, session: Session, text: str, now: float) -> None:
+        """Handle one text message from ``session``'s client."""
+        session.last_seen = now
+        session.ping_sent = None
+        message = messages.decode(text)
+        if message is None:
+            session.write(encode_frame(messages.error(errors.INVALID_MESSAGE)))
+            return
+        event: str = message["event"]
+        data = message.get("data")
+        if event == "pusher:ping":
+            session.write(PONG_FRAME)
+        elif event == "pusher:pong":
+            pass
+        elif event == "pusher:subscribe":
+            self._subscribe(session, data, now)
+        elif event == "pusher:unsubscribe":
+            if isinstance(data, dict) and isinstance(data.get("channel"), str):
+                self._leave(session, data["channel"])
+        elif event == "pusher:signin":
+            self._sign_in(session, data)
+        elif event.startswith("client-"):
+            self._client_event(session, event, message.get("channel"), data, now)
+        else:
+            session.write(encode_frame(messages.error(errors.INVALID_MESSAGE)))
+
+    def _subscribe(self, session: Session, data: object, now: float) -> None:
+        if not isinstance(data, dict):
+            session.write(encode_frame(messages.error(errors.INVALID_MESSAGE)))
+            return
+        name = data.get("channel")
+        try:
+            member = check_subscription(self.app, session, data, self.channels)
+        except SubscriptionRefused as refused:
+            session.write(encode_frame(messages.subscription_error(name, refused.message, refused.status)))
+            return
+        assert isinstance(name, str)
+        channel = self.channels.get(name)
+        if channel is None:
+            channel = self.channels[name] = Channel(name, classify(name))
+        first_join = False
+        if name not in session.channels:
+            session.channels.add(name)
+            channel.subscribers[session.socket_id] = session
+            if member is not None and channel.roster is not None:
+                first_join = channel.roster.join(session.socket_id, member[0], member[1])
+        if channel.roster is not None:
+            snapshot = messages.encode({"presence": channel.roster.snapshot()}) or b"{}"
+            session.write(encode_frame(messages.subscription_succeeded(name, snapshot.decode())))
+            if first_join and member is not None:
+                added = messages.channel_event(
+                    "pusher_internal:member_added",
+                    name,
+                    {"user_id": member[0], "user_info": member[1]},
+                )
+                self._fan_out(channel, encode_frame(added), session.socket_id)
+        else:
+            session.write(encode_frame(messages.subscription_succeeded(name)))
+        if channel.kind.cache:
+            cached = self.cache.get(name, now)
+            payload = cached if cached is not None else messages.cache_miss(name)
+            session.write(encode_frame(payload))
+
+    def _leave(self, session: Session, name: str) -> None:
+        if name not in session.channels:
+            return
+        session.channels.discard(name)
+        channel = self.channels.get(name)
+        if channel is None:
+            return
+        channel.subscribers.pop(session.socket_id, None)
+        if channel.roster is not None:
+            gone = channel.roster.leave(session.socket_id)
+            if gone is not None and channel.subscribers:
+                removed = messages.channel_event(
+                    "pusher_internal:member_removed", name, {"user_id": gone}
+                )
+                self._fan_out(channel, encode_frame(removed), None)
+        if not channel.subscribers:
+            del self.channels[name]
+
+    def _client_event(
+        self, session: Session, event: str, name: object, data: object, now: float
+    ) -> None:
+        app = self.app
+        if not isinstance(name, str) or name_error(name) is not None or len(event) > 200:
+            session.write(encode_frame(messages.error(errors.INVALID_MESSAGE)))
+            return
+        if app.client_events_from is ClientEventsFrom.NONE:
+            session.write(encode_frame(messages.error(errors.CLIENT_EVENTS_DISABLED)))
+            return
+        if not classify(name).accepts_client_events:
+            session.write(encode_frame(messages.error(errors.CLIENT_EVENT_WRONG_CHANNEL)))
+            return
+        subscribed = name in session.channels
+        if app.client_events_from is ClientEventsFrom.MEMBERS and not subscribed:
+            session.write(encode_frame(messages.error(errors.CLIENT_EVENT_NOT_SUBSCRIBED)))
+            return
+        limit = app.rate_limit
+        if limit.enabled and not session.allow_client_event(
+            limit.max_attempts, limit.decay_seconds, now
+        ):
+            if limit.terminate:
+                self.close_session(session, errors.RATE_LIMITED)
+            else:
+                session.write(encode_frame(messages.error(errors.RATE_LIMITED)))
+            return
+        channel = self.channels.get(name)
+        user_id = None
+        if channel is not None and channel.roster is not None:
+            user_id = channel.roster.by_socket.get(session.socket_id)
+        payload = messages.event(event, name, data, user_id)
+        if payload is None:
+            session.write(encode_frame(messages.error(errors.INVALID_MESSAGE)))
+            return
+        if classify(name).cache:
+            self.cache.put(name, payload, now)
+        if channel is not None:
+            self._fan_out(channel, encode_frame(payload), session.socket_id)
+
+    # -- user sign-in and watchlists ------------------------------------------------------
+
+    def _sign_in(self, session: Session, data: object) -> None:
+        result = parse_signin(self.app.key, self.app.secret, session.socket_id, data)
+        if isinstance(result, PusherError):
+            self.close_session(session, result)
+            return
+        user_id, user_data, watchlist = result
+        if session.user_id is not None:
+            self._sign_out(session)
+        session.user_id = user_id
+        session.watchlist = watchlist
+        sessions = self.users.setdefault(user_id, set())
+        first = not sessions
+        sessions.add(session)
+        session.write(
+            encode_frame(messages.plain_event("pusher:signin_success", {"user_data": user_data}))
+        )
+        self.watchlists.watch(session, watchlist)
+        online = [uid for uid in watchlist if uid in self.users]
+        if online:
+            session.write(encode_frame(_watchlist_event("online", online)))
+        if first:
+            self._notify_watchers(user_id, "online")
+
+    def _sign_out(self, session: Session) -> None:
+        user_id = session.user_id
+        assert user_id is not None
+        self.watchlists.unwatch(session, session.watchlist)
+        sessions = self.users.get(user_id)
+        if sessions is not None:
+            sessions.discard(session)
+            if not sessions:
+                del self.users[user_id]
+                self._notify_watchers(user_id, "offline")
+        session.user_id = None
+
+    def _notify_watchers(self, user_id: str, status: str) -> None:
+        watchers = self.watchlists.watchers_of(user_id)
+        if watchers:
+            frame = encode_frame(_watchlist_event(status, [user_id]))
+            for watcher in watchers:
+                watcher.write(frame)
+
+    # -- server-side publishing (HTTP API) ------------------------------------------------
+
+    def publish(
+        self, name: str, channels: Iterable[str], data: str, exclude: str | None, now: float
+    ) -> None:
+        """Deliver an event to every subscriber of each channel except socket ``exclude``."""
+        for channel_name in channels:
+            payload = messages.event(name, channel_name, data)
+            assert payload is not None  # data is a str: always encodable
+            if classify(channel_name).cache:
+                self.cache.put(channel_name, payload, now)
+            channel = self.channels.get(channel_name)
+            if channel is not None:
+                self._fan_out(channel, encode_frame(payload), exclude)
+
+    @staticmethod
+    def _fan_out(channel: Channel[Session], frame: bytes, exclude: str | None) -> None:
+        subscribers = channel.subscribers
+        if exclude is None or exclude not in subscribers:
+            # The hot loop: one pre-encoded frame written to every subscriber.
+            for session in subscribers.values():
+                session.write(frame)
+        else:
+            for socket_id, session in subscribers.items():
+                if socket_id != exclude:
+                    session.write(frame)
+
+    def terminate_user(self, user_id: str) -> int:
+        """Close every connection signed in, or present in a presence channel, as ``user_id``."""
+        targets = set(self.users.get(user_id, ()))
+        for channel in self.channels.values():
+            if channel.roster is not None and user_id in channel.roster.members:
+                targets.update(
+                    channel.subscribers[sid]
+                    for sid, uid in channel.roster.by_socket.items()
+                    if uid == user_id
+                )
+        for session in targets:
+            self.close_session(session, errors.TERMINATED)
+        return len(targets)
+
+    # -- queries (HTTP API) ---------------------------------------------------------------
+
+    def subscription_count(self, name: str) -> int:
+        """Connections subscribed to ``name`` on this node."""
+        channel = self.channels.get(name)
+        return len(channel.subscribers) if channel is not None else 0
+
+    def user_count(self, name: str) -> int:
+        """Distinct presence users of ``name`` on this node."""
+        channel = self.channels.get(name)
+        return channel.user_count() if channel is not None else 0
+
+    def user_ids(self, name: str) -> list[str]:
+        """User ids present in presence channel ``name``."""
+        channel = self.channels.get(name)
+        if channel is None or channel.roster is None:
+            return []
+        return list(channel.roster.members)
+
+    def cached_event(self, name: str, now: float) -> Any:
+        """The cached last event of ``name`` as a JSON object, or ``None``."""
+        payload = self.cache.get(name, now)
+        return messages.decode(payload) if payload is not None else None
+
+
+def _watchlist_event(name: str, user_ids: list[str]) -> bytes:
+    return messages.plain_event(
+        "pusher_internal:watchlist_events", {"events": [{"name": name, "user_ids": user_ids}]}
+    )
+

@@ -1,0 +1,49 @@
+"""All apps served by this process: the registry and one :class:`Hub` per app. Sans-I/O."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+from overtone.apps import App, AppRegistry
+from overtone.hub import Hub
+from overtone.protocol.errors import PusherError
+
+
+class Node:
+    """The core of one server process; the transport and the HTTP API drive it."""
+
+    def __init__(self, registry: AppRegistry, pong_timeout: float = 30.0) -> None:
+        self.registry = registry
+        self.pong_timeout = pong_timeout
+        self._hubs: dict[str, Hub] = {}
+
+    def hub(self, app: App) -> Hub:
+        """The hub of ``app``, created on first use."""
+        hub = self._hubs.get(app.id)
+        if hub is None:
+            hub = self._hubs[app.id] = Hub(app, self.new_socket_id, self.pong_timeout)
+        return hub
+
+    def hubs(self) -> Iterator[Hub]:
+        """Every hub created so far."""
+        return iter(list(self._hubs.values()))
+
+    @staticmethod
+    def new_socket_id() -> str:
+        """A fresh ``^\\d+\\.\\d+$`` socket id; 2**60 possibilities make collisions moot."""
+        return f"{secrets.randbits(30)}.{secrets.randbits(30)}"
+
+    def connection_count(self) -> int:
+        """Open sessions over all apps."""
+        return sum(len(h.sessions) for h in self._hubs.values())
+
+    def tick(self, now: float) -> None:
+        """Keepalive and housekeeping for every hub."""
+        for hub in self.hubs():
+            hub.tick(now)
+
+    def close_all(self, err: PusherError) -> None:
+        """Close every session of every app with ``err``."""
+        for hub in self.hubs():
+            hub.close_all(err)

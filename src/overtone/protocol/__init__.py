@@ -1,0 +1,1 @@
+"""Pure, sans-I/O Pusher protocol core."""

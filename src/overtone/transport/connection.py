@@ -1,0 +1,374 @@
+"""One TCP connection: HTTP/1.1 requests (httptools) until it upgrades to a WebSocket.
+
+The protocol object stays small (``__slots__``; the HTTP parser is dropped after the
+upgrade) because 10 000+ of them live at once. Everything above bytes is delegated: the
+handshake to :mod:`overtone.protocol.handshake`, frames to
+:mod:`overtone.protocol.frames`, Pusher messages to the app's :class:`~overtone.hub.Hub`,
+HTTP API requests to :class:`~overtone.http.api.Api`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, cast
+from urllib.parse import parse_qs
+
+import httptools
+
+from overtone.hub import Hub
+from overtone.protocol import errors, messages
+from overtone.protocol.connect import protocol_error
+from overtone.protocol.errors import PusherError
+from overtone.protocol.frames import (
+    OP_PONG,
+    CloseReceived,
+    FrameParser,
+    Ping,
+    Pong,
+    ProtocolViolation,
+    TextMessage,
+    encode_close,
+    encode_frame,
+)
+from overtone.protocol.handshake import check_upgrade, response_101
+from overtone.session import Session
+from overtone.transport.http import error_response, response
+
+if TYPE_CHECKING:
+    from overtone.transport.server import ServerContext
+
+log = logging.getLogger("overtone.connection")
+
+CLOSE_WAIT = 2.0  # seconds to wait for the peer's close frame after ours
+
+
+class _Abort(Exception):
+    """Raised inside an httptools callback to stop parsing; the response is already sent."""
+
+
+class Connection(asyncio.Protocol):
+    """An HTTP connection that may become a Pusher WebSocket connection."""
+
+    __slots__ = (
+        "body",
+        "closing",
+        "ctx",
+        "frames",
+        "header_bytes",
+        "headers",
+        "hub",
+        "parser",
+        "session",
+        "timer",
+        "transport",
+        "url",
+    )
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        self.transport: asyncio.Transport | None = None
+        self.parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
+        self.url = b""
+        self.headers: dict[bytes, bytes] = {}
+        self.body = b""
+        self.header_bytes = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.frames: FrameParser | None = None
+        self.hub: Hub | None = None
+        self.session: Session | None = None
+        self.closing = False
+
+    # -- asyncio callbacks ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.ctx.connections.add(self)
+        self._arm(self.ctx.settings.http_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ctx.connections.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.session is not None and self.hub is not None:
+            self.hub.disconnect(self.session)
+            self.session.write = _discard
+        self.parser = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.frames is not None:
+            self._websocket_data(data)
+            return
+        parser = self.parser
+        if parser is None or self.closing:
+            return
+        if self.header_bytes >= 0:  # still reading a request's header section
+            self.header_bytes += len(data)
+            if self.header_bytes > self.ctx.settings.max_header_size:
+                self._refuse(431, "Request header section is too large")
+                return
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            if self.frames is not None:
+                rest = data[upgrade.args[0] :]
+                if rest:
+                    self._websocket_data(rest)
+        except httptools.HttpParserCallbackError as exc:
+            if not isinstance(exc.__context__, _Abort):
+                log.exception("error while handling an HTTP request")
+                self._refuse(500, "Internal server error")
+        except httptools.HttpParserError as exc:
+            self._refuse(400, f"Malformed HTTP request: {exc}")
+
+    def pause_writing(self) -> None:
+        if self.session is not None:
+            self.session.write = self._guarded_write
+
+    def resume_writing(self) -> None:
+        if self.session is not None and self.transport is not None and not self.closing:
+            self.session.write = self.transport.write
+
+    # -- httptools callbacks -------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = {}
+        self.body = b""
+        self._arm(self.ctx.settings.http_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        headers = self.headers
+        if len(headers) >= self.ctx.settings.max_headers:
+            self._refuse(431, "Too many request headers")
+            raise _Abort
+        key = name.lower()
+        if key in headers:
+            if key == b"content-length":
+                self._refuse(400, "Duplicate Content-Length header")
+                raise _Abort
+            headers[key] += b", " + value
+        else:
+            headers[key] = value
+
+    def on_headers_complete(self) -> None:
+        self.header_bytes = -1
+        length = self.headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.ctx.settings.max_request_size:
+            self._refuse(413, f"Request body is larger than {self.ctx.settings.max_request_size} bytes")
+            raise _Abort
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+        if len(self.body) > self.ctx.settings.max_request_size:
+            self._refuse(413, f"Request body is larger than {self.ctx.settings.max_request_size} bytes")
+            raise _Abort
+
+    def on_message_complete(self) -> None:
+        parser = self.parser
+        transport = self.transport
+        assert parser is not None and transport is not None
+        method = parser.get_method().decode("latin-1")
+        target = self.url.decode("latin-1")
+        path = target.partition("?")[0]
+        ws_prefix = self.ctx.ws_prefix
+        if path.startswith(ws_prefix) and path.count("/", len(ws_prefix)) == 0:
+            self._handshake(parser, method, target, path[len(ws_prefix) :])
+            return
+        keep_alive = bool(parser.should_keep_alive()) and not self.ctx.stopping
+        result = self.ctx.api.handle(method, target, self.body, self.ctx.loop.time(), time.time())
+        body = b"" if method == "HEAD" else result.body
+        transport.write(response(result.status, body, keep_alive=keep_alive))
+        self.url = b""
+        self.headers = {}
+        self.body = b""
+        self.header_bytes = 0
+        if keep_alive:
+            self._arm(self.ctx.settings.keepalive_timeout)
+        else:
+            self._finish_http()
+
+    # -- WebSocket -----------------------------------------------------------------------
+
+    def _handshake(
+        self, parser: httptools.HttpRequestParser, method: str, target: str, key: str
+    ) -> None:
+        transport = self.transport
+        assert transport is not None
+        outcome = check_upgrade(
+            method.encode(), parser.get_http_version(), self.headers
+        )
+        if not isinstance(outcome, bytes):
+            transport.write(
+                error_response(outcome.status, outcome.message, extra_headers=outcome.extra_headers)
+            )
+            self._finish_http()
+            raise _Abort
+        if self.ctx.stopping:
+            transport.write(error_response(503, "Server is shutting down"))
+            self._finish_http()
+            raise _Abort
+        transport.write(response_101(outcome))
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        origin = self.headers.get(b"origin")
+        query = parse_qs(target.partition("?")[2])
+        self.headers = {}
+        self.url = b""
+        self.parser = None
+        self.frames = FrameParser(10_000)  # replaced once the app is known
+        transport.set_write_buffer_limits(high=self.ctx.write_high_water)
+        app = self.ctx.node.registry.by_key(key)
+        if app is None:
+            self._fail(errors.app_not_found(key))
+            return
+        problem = protocol_error(query.get("protocol", [None])[-1])
+        if problem is not None:
+            self._fail(problem)
+            return
+        self.frames = FrameParser(app.max_message_size)
+        self.hub = self.ctx.node.hub(app)
+        write = self.ctx.debug_writer(transport.write) if self.ctx.debug else transport.write
+        self.session = self.hub.connect(
+            write,
+            self._close_websocket,
+            origin.decode("latin-1") if origin is not None else None,
+            self.ctx.loop.time(),
+        )
+        if self.session is not None and self.ctx.debug:
+            log.debug("%s connected to app %s", self.session.socket_id, app.id)
+
+    def _fail(self, err: PusherError) -> None:
+        assert self.transport is not None
+        self.transport.write(encode_frame(messages.error(err)))
+        self._close_websocket(err.code or 4200, err.message)
+
+    def _websocket_data(self, data: bytes) -> None:
+        frames = self.frames
+        assert frames is not None
+        try:
+            events = frames.feed(data)
+        except ProtocolViolation as violation:
+            self._websocket_events(violation.events)
+            if not self.closing:
+                self._drop_session()
+                self._close_websocket(violation.close_code, violation.reason)
+            return
+        self._websocket_events(events)
+
+    def _websocket_events(self, events: list[object]) -> None:
+        session = self.session
+        hub = self.hub
+        now = self.ctx.loop.time()
+        for event in events:
+            if session is None or hub is None or session.closed:
+                if isinstance(event, CloseReceived):
+                    self._close_received(event)
+                continue
+            if type(event) is TextMessage:
+                if self.ctx.debug:
+                    log.debug("%s <- %s", session.socket_id, event.text[:2000])
+                hub.receive(session, event.text, now)
+            elif type(event) is Ping:
+                session.touch(now)
+                session.write(encode_frame(event.payload, OP_PONG))
+            elif type(event) is Pong:
+                session.touch(now)
+            elif isinstance(event, CloseReceived):
+                self._close_received(event)
+            else:  # a binary message
+                self._drop_session()
+                self._close_websocket(1003, "Binary frames are not accepted; send JSON text")
+
+    def _close_received(self, event: CloseReceived) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        self._drop_session()
+        if not self.closing:
+            self.closing = True
+            transport.write(encode_close(event.code or 1000))
+        transport.close()
+
+    def _drop_session(self) -> None:
+        if self.session is not None and self.hub is not None:
+            self.hub.disconnect(self.session)
+
+    def _close_websocket(self, code: int, reason: str) -> None:
+        """Send a close frame, then close the TCP connection when the peer answers."""
+        transport = self.transport
+        if transport is None or self.closing:
+            return
+        self.closing = True
+        if self.session is not None:
+            self.session.write = _discard
+        transport.write(encode_close(code, reason))
+        self.timer = self.ctx.loop.call_later(CLOSE_WAIT, transport.abort)
+
+    def _guarded_write(self, frame: bytes) -> None:
+        """``write`` while the peer is slow: drop it once its buffer passes the bound."""
+        transport = self.transport
+        if transport is None or self.closing:
+            return
+        if transport.get_write_buffer_size() + len(frame) > self.ctx.settings.max_write_buffer:
+            session = self.session
+            log.warning(
+                "closing %s: it stopped reading (over %d bytes buffered)",
+                session.socket_id if session else "?",
+                self.ctx.settings.max_write_buffer,
+            )
+            if session is not None and self.hub is not None:
+                self.hub.disconnect(session)
+                session.write = _discard
+            self.closing = True
+            transport.abort()
+            return
+        transport.write(frame)
+
+    # -- HTTP helpers --------------------------------------------------------------------
+
+    def _arm(self, delay: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = self.ctx.loop.call_later(delay, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        transport = self.transport
+        if transport is None or self.frames is not None:
+            return
+        if self.header_bytes != 0 or self.url:
+            self._refuse(408, "Request not completed in time")
+        else:  # an idle kept-alive connection
+            transport.close()
+
+    def _refuse(self, status: int, message: str) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.write(error_response(status, message))
+        self._finish_http()
+
+    def _finish_http(self) -> None:
+        self.closing = True
+        self.parser = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.transport is not None:
+            self.transport.close()
+
+    def close_http_if_idle(self) -> bool:
+        """Close a kept-alive HTTP connection with no request in progress (shutdown)."""
+        if self.frames is None and not self.closing and self.header_bytes == 0 and not self.url:
+            self._finish_http()
+            return True
+        return False
+
+
+def _discard(frame: bytes) -> None:
+    """The ``write`` of a session whose connection is closing: frames are dropped."""

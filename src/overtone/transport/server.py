@@ -1,0 +1,134 @@
+"""The listener: one port for WebSocket and HTTP, the keepalive clock, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from overtone.apps import AppRegistry
+from overtone.config import Settings
+from overtone.http.api import Api
+from overtone.node import Node
+from overtone.protocol import errors
+from overtone.transport.connection import Connection
+from overtone.transport.debug import debug_writer
+
+log = logging.getLogger("overtone.server")
+
+WRITE_HIGH_WATER = 64 * 1024
+"""Bytes buffered in user space before a connection counts as slow and gets guarded writes."""
+
+
+@dataclass(eq=False)
+class ServerContext:
+    """What every connection of one listener shares."""
+
+    settings: Settings
+    node: Node
+    api: Api
+    loop: asyncio.AbstractEventLoop
+    connections: set[Connection] = field(default_factory=set)
+    stopping: bool = False
+    write_high_water: int = WRITE_HIGH_WATER
+
+    @property
+    def ws_prefix(self) -> str:
+        """The path before the app key of the WebSocket endpoint."""
+        return self.settings.path + "/app/"
+
+    @property
+    def debug(self) -> bool:
+        """Whether every frame in and out is logged."""
+        return self.settings.debug
+
+    debug_writer: Callable[[Callable[[bytes], None]], Callable[[bytes], None]] = staticmethod(
+        debug_writer
+    )
+
+
+class Server:
+    """A running overtone listener; :meth:`start`, then :meth:`shutdown`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.node = Node(AppRegistry(settings.apps), settings.pong_timeout)
+        self.api = Api(self.node, settings.path, settings.signature_window)
+        self._server: asyncio.Server | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self.ctx: ServerContext | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        assert self._server is not None
+        sockname = self._server.sockets[0].getsockname()
+        return int(sockname[1])
+
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Bind (or adopt ``sock``) and start serving."""
+        loop = asyncio.get_running_loop()
+        ctx = self.ctx = ServerContext(self.settings, self.node, self.api, loop)
+        if sock is not None:
+            self._server = await loop.create_server(lambda: Connection(ctx), sock=sock, backlog=4096)
+        else:
+            self._server = await loop.create_server(
+                lambda: Connection(ctx),
+                self.settings.host,
+                self.settings.port,
+                backlog=4096,
+                reuse_address=True,
+            )
+        self._ticker = loop.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.settings.tick_interval)
+            try:
+                self.node.tick(loop.time())
+            except Exception:  # keep the clock alive whatever one app does
+                log.exception("keepalive tick failed")
+
+    async def shutdown(self) -> None:
+        """Stop accepting, close every client with 4200, let HTTP requests finish, then stop.
+
+        Bounded by ``shutdown_timeout``: connections still open then are aborted.
+        """
+        ctx = self.ctx
+        assert ctx is not None and self._server is not None
+        ctx.stopping = True
+        self._server.close()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        self.node.close_all(errors.SERVER_SHUTTING_DOWN)
+        for conn in list(ctx.connections):
+            conn.close_http_if_idle()
+        deadline = ctx.loop.time() + self.settings.shutdown_timeout
+        while ctx.connections and ctx.loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for conn in list(ctx.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        await asyncio.sleep(0)
+        log.info("stopped")
+
+
+async def serve(settings: Settings, on_ready: Callable[[Server], None] | None = None) -> int:
+    """Run until SIGTERM or SIGINT, then shut down gracefully; return the exit status."""
+    server = Server(settings)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("Starting server on %s:%d%s", settings.host, server.port, settings.path)
+    if on_ready is not None:
+        on_ready(server)
+    await stop.wait()
+    log.info("shutting down: closing %d connection(s)", server.node.connection_count())
+    await server.shutdown()
+    return 0

@@ -1,0 +1,172 @@
+"""Tests for the hand-written WebSocket opening handshake, with ``websockets`` as the oracle."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.uri import parse_uri
+from websockets.utils import accept_key as ws_accept_key
+
+from overtone.protocol.frames import encode_frame
+from overtone.protocol.handshake import HandshakeError, accept_key, check_upgrade, response_101
+
+RFC_ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+PROXY_HINT = "proxy_set_header Upgrade $http_upgrade"
+
+
+def good_headers(**overrides: bytes | None) -> dict[bytes, bytes]:
+    headers: dict[bytes, bytes | None] = {
+        b"host": b"localhost:8080",
+        b"upgrade": b"websocket",
+        b"connection": b"Upgrade",
+        b"sec-websocket-key": b"dGhlIHNhbXBsZSBub25jZQ==",
+        b"sec-websocket-version": b"13",
+    }
+    for name, value in overrides.items():
+        headers[name.replace("_", "-").encode()] = value
+    return {k: v for k, v in headers.items() if v is not None}
+
+
+def error(
+    headers: dict[bytes, bytes], method: bytes = b"GET", version: str = "1.1"
+) -> HandshakeError:
+    result = check_upgrade(method, version, headers)
+    assert isinstance(result, HandshakeError)
+    return result
+
+
+def test_accept_key_rfc_6455_example() -> None:
+    # RFC 6455 §1.3: the server answers "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" to the sample nonce.
+    assert accept_key(b"dGhlIHNhbXBsZSBub25jZQ==") == RFC_ACCEPT
+    assert check_upgrade(b"GET", "1.1", good_headers()) == RFC_ACCEPT
+
+
+@given(st.binary(min_size=16, max_size=16))
+def test_accept_key_agrees_with_websockets(nonce: bytes) -> None:
+    key = base64.b64encode(nonce)
+    assert accept_key(key) == ws_accept_key(key.decode()).encode()
+    assert check_upgrade(b"GET", "1.1", good_headers(sec_websocket_key=key)) == accept_key(key)
+
+
+def client_request_headers(request: Request) -> dict[bytes, bytes]:
+    headers: dict[bytes, bytes] = {}
+    for name, value in request.headers.raw_items():
+        key = name.lower().encode()
+        headers[key] = headers[key] + b", " + value.encode() if key in headers else value.encode()
+    return headers
+
+
+def test_websockets_client_completes_the_handshake() -> None:
+    client = ClientProtocol(parse_uri("ws://localhost:8080/app/key?protocol=7"))
+    request = client.connect()
+    client.send_request(request)
+    accept = check_upgrade(b"GET", "1.1", client_request_headers(request))
+    assert isinstance(accept, bytes)
+    # A frame right behind the 101 response, in the same TCP segment, must work too.
+    client.receive_data(response_101(accept) + encode_frame(b'{"event":"x"}'))
+    assert client.handshake_exc is None
+    assert client.state is State.OPEN
+    frames = [e for e in client.events_received() if isinstance(e, Frame)]
+    assert [(f.opcode, bytes(f.data)) for f in frames] == [(Opcode.TEXT, b'{"event":"x"}')]
+
+
+def test_response_101_bytes() -> None:
+    assert response_101(RFC_ACCEPT) == (
+        b"HTTP/1.1 101 Switching Protocols\r\n"
+        b"Upgrade: websocket\r\n"
+        b"Connection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("version", "overrides"),
+    [
+        ("1.1", {"upgrade": b"WebSocket"}),
+        ("1.1", {"upgrade": b"foo, websocket"}),
+        ("1.1", {"connection": b"keep-alive, Upgrade"}),
+        ("1.1", {"connection": b"upgrade"}),
+        ("1.1", {"sec_websocket_version": b" 13 "}),
+        ("1.1", {"sec_websocket_key": b" dGhlIHNhbXBsZSBub25jZQ== "}),
+        ("HTTP/1.1", {}),
+        ("2.0", {}),
+    ],
+)
+def test_accepted_variants(version: str, overrides: dict[str, bytes]) -> None:
+    result = check_upgrade(b"GET", version, good_headers(**overrides))
+    assert result == RFC_ACCEPT
+
+
+def test_method_must_be_get() -> None:
+    err = error(good_headers(), method=b"POST")
+    assert err.status == 405
+    assert "GET" in err.message
+    assert "POST" in err.message
+    assert err.extra_headers == ((b"Allow", b"GET"),)
+
+
+@pytest.mark.parametrize(("version", "status"), [("1.0", 505), ("0.9", 505), ("x", 400), ("", 400)])
+def test_http_version(version: str, status: int) -> None:
+    err = error(good_headers(), version=version)
+    assert err.status == status
+    assert "HTTP" in err.message
+
+
+@pytest.mark.parametrize("value", [None, b"h2c", b"", b"websocket2"])
+def test_upgrade_header(value: bytes | None) -> None:
+    err = error(good_headers(upgrade=value))
+    assert err.status == 426
+    assert "Upgrade" in err.message
+    assert "websocket" in err.message
+    assert PROXY_HINT in err.message
+    assert (b"Upgrade", b"websocket") in err.extra_headers
+    if value is None:
+        assert err.message.startswith("missing 'Upgrade: websocket' header")
+    else:
+        assert repr(value.decode()) in err.message
+
+
+@pytest.mark.parametrize("value", [None, b"keep-alive", b"close", b"upgraded"])
+def test_connection_header(value: bytes | None) -> None:
+    err = error(good_headers(connection=value))
+    assert err.status == 400
+    assert "Connection" in err.message
+    assert PROXY_HINT in err.message
+
+
+@pytest.mark.parametrize("value", [None, b"8", b"12", b"13, 8", b""])
+def test_version_header(value: bytes | None) -> None:
+    err = error(good_headers(sec_websocket_version=value))
+    assert err.status == 426
+    assert "Sec-WebSocket-Version" in err.message
+    assert err.extra_headers == ((b"Sec-WebSocket-Version", b"13"),)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        b"",
+        b"not base64!",
+        base64.b64encode(b"x" * 15),
+        base64.b64encode(b"x" * 17),
+        b"dGhlIHNhbXBsZSBub25jZQ=!",
+        b"dGhlIHNhbXBsZSBub25jZQ==, dGhlIHNhbXBsZSBub25jZQ==",  # header sent twice
+    ],
+)
+def test_key_header(value: bytes | None) -> None:
+    err = error(good_headers(sec_websocket_key=value))
+    assert err.status == 400
+    assert "Sec-WebSocket-Key" in err.message
+
+
+def test_error_messages_do_not_echo_huge_header_values() -> None:
+    err = error(good_headers(upgrade=b"x" * 10_000))
+    assert len(err.message) < 400
