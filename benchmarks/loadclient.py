@@ -20,7 +20,8 @@ from typing import Any
 
 import orjson
 
-from benchmarks.phases import Ctx, api_rate, fanout, hold, latency, open_conns, rss_kb
+from benchmarks.phases import Ctx, api_rate, fanout, hold, latency, open_conns
+from benchmarks.procstat import rss_kb
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,7 +84,7 @@ async def run(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
         }
         log(f"rss: {out['rss']}")
         events = max(10, (200_000 if quick else 1_000_000) // max(1, subscribed))
-        out["fanout"] = await fanout(ctx, events, window=max(2, min(64, 40_000 // n)))
+        out["fanout"] = await fanout(ctx, events, window=max(4, min(64, 40_000 // n)))
         log(f"fanout: {out['fanout']}")
         out["latency"] = await latency(ctx, subscribers=100, rate=20, seconds=2 if quick else 5)
         log(f"latency: {out['latency']}")

@@ -6,14 +6,13 @@ A phase that runs out of time returns what it measured so far with ``"partial": 
 from __future__ import annotations
 
 import asyncio
-import os
-import resource
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from benchmarks.procstat import Meter, rss_kb
 from benchmarks.wsclient import HttpConn, Signer, Stats, WSConn
 
 PAYLOAD = "x" * 64  # data of each fan-out event; the frame is ~100 bytes
@@ -38,49 +37,6 @@ class Ctx:
         loop = asyncio.get_running_loop()
         _, conn = await loop.create_connection(HttpConn, self.host, self.port)
         return conn
-
-
-def rss_kb(pid: int) -> int:
-    """VmRSS of a process in KiB (0 when unknown)."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def cpu_of(pid: int) -> float:
-    """User+system CPU seconds of a process (0.0 when unknown)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
-def own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-class Meter:
-    """Wall, client CPU and server CPU seconds spent since creation."""
-
-    def __init__(self, server_pid: int) -> None:
-        self.pid = server_pid
-        self.wall, self.cpu, self.server = time.perf_counter(), own_cpu(), cpu_of(server_pid)
-
-    def result(self, **figures: Any) -> dict[str, Any]:
-        return {
-            **figures,
-            "wall": round(time.perf_counter() - self.wall, 3),
-            "client_cpu": round(own_cpu() - self.cpu, 3),
-            "server_cpu": round(cpu_of(self.pid) - self.server, 3),
-        }
 
 
 async def until(fut: asyncio.Future[None], deadline: float) -> bool:
@@ -172,40 +128,64 @@ async def open_conns(ctx: Ctx, n: int, channel: str, concurrency: int) -> dict[s
     )
 
 
-async def fanout(ctx: Ctx, events: int, window: int) -> dict[str, Any]:
+async def fanout(ctx: Ctx, events: int, window: int, triggers: int = 4) -> dict[str, Any]:
     """Trigger ``events`` on ``bench`` via the HTTP API; count deliveries to every subscriber.
 
-    Event i is triggered only once deliveries reach (i - window) * subscribers, so at most
-    ``window`` events are in flight and the server is never asked to buffer without bound.
+    Callback-driven so the server never waits on the client's coroutines: up to ``triggers``
+    requests in flight, and event i is sent only once deliveries reach (i - window) *
+    subscribers, so at most ``window`` events are outstanding and server buffers stay bounded.
     """
-    st, signer, meter = ctx.stats, ctx.signer(), Meter(ctx.server_pid)
+    loop, st, signer = asyncio.get_running_loop(), ctx.stats, ctx.signer()
     subs = len(ctx.conns)
-    http = [await ctx.http(), await ctx.http()]
+    conns = [await ctx.http() for _ in range(triggers)]
+    idle = list(conns)
     body = orjson.dumps({"name": "e", "channel": "bench", "data": PAYLOAD})
-    st.counted, deadline, bad = 0, meter.wall + ctx.timeout, 0
-    pending: list[asyncio.Future[int] | None] = [None, None]
+    done: asyncio.Future[None] = loop.create_future()
+    counts = {"sent": 0, "bad": 0}
+    meter = Meter(ctx.server_pid)
+    deadline = meter.wall + ctx.timeout
+
+    def pump() -> None:
+        st.goal = 1 << 62
+        sent, bad = counts["sent"], counts["bad"]  # a failed trigger delivers nothing
+        while idle and sent < events and st.counted >= (sent - bad - window) * subs:
+            if time.perf_counter() > deadline:
+                return
+            idle.pop().send(signer.request(body))
+            counts["sent"] = sent = sent + 1
+        if sent < events:
+            if idle:
+                st.goal = (sent - bad - window) * subs
+        elif st.counted >= (events - bad) * subs:
+            if not done.done():
+                done.set_result(None)
+        else:
+            st.goal = (events - bad) * subs
+
+    def respond(conn: HttpConn, status: int) -> None:
+        counts["bad"] += status != 200
+        if status:
+            idle.append(conn)
+        pump()
+
+    for conn in conns:
+        conn.on_response = respond
+    st.counted, st.on_goal = 0, pump
     first = time.perf_counter()
-    sent = 0
-    for i in range(events):
-        if not await counted_at_least(st, (i - window) * subs, deadline):
-            break
-        bad += await status(pending[i % 2], deadline) != 200
-        pending[i % 2] = http[i % 2].call(signer.request(body))
-        sent += 1
-    for fut in pending:
-        bad += await status(fut, deadline) != 200
-    finished = await counted_at_least(st, sent * subs, deadline)
+    pump()
+    finished = await until(done, deadline)
+    st.goal, st.on_goal = 1 << 62, lambda: None
     elapsed = st.last_rx - first
-    for conn in http:
+    for conn in conns:
         if conn.transport is not None:
             conn.transport.close()
     return meter.result(
         subscribers=subs,
-        events=sent,
+        events=counts["sent"],
         deliveries=st.counted,
-        expected=sent * subs,
+        expected=counts["sent"] * subs,
         per_second=round(st.counted / elapsed) if elapsed > 0 else 0,
-        trigger_errors=bad,
+        trigger_errors=counts["bad"],
         partial=not finished,
     )
 

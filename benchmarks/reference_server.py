@@ -52,6 +52,8 @@ def unmask(payload: bytes, mask: bytes) -> bytes:
 
 
 PONG_FRAME = text_frame(PONG)
+SUCCEEDED = "pusher_internal:subscription_succeeded"
+SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
 
 
 @dataclass
@@ -92,21 +94,10 @@ class Hub:
             names = event.get("channels") or [event["channel"]]
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return 400, b'{"error":"invalid event"}'
-        skip = event.get("socket_id")
-        for channel in names:
-            subscribers = self.channels.get(channel)
-            if not subscribers:
-                continue
-            frame = text_frame(
-                orjson.dumps({"event": name, "channel": channel, "data": data})
-            )
-            if skip is None:
-                for conn in subscribers:
-                    conn.transport.write(frame)
-            else:
-                for conn in subscribers:
-                    if conn.sid != skip:
-                        conn.transport.write(frame)
+        for channel in names:  # socket_id exclusion is not implemented
+            frame = text_frame(orjson.dumps({"event": name, "channel": channel, "data": data}))
+            for conn in self.channels.get(channel, ()):
+                conn.transport.write(frame)
         return 200, b"{}"
 
 
@@ -202,10 +193,8 @@ class Conn(asyncio.Protocol):
         self.sid = self.hub.socket_id()
         data = orjson.dumps({"socket_id": self.sid, "activity_timeout": 30}).decode()
         hello = orjson.dumps({"event": "pusher:connection_established", "data": data})
-        self.transport.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n" + text_frame(hello)
-        )
+        accepted = b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        self.transport.write(SWITCHING + accepted + text_frame(hello))
         if rest:
             self.frames(rest)
 
@@ -270,22 +259,18 @@ class Conn(asyncio.Protocol):
                 if self.subs is None:
                     self.subs = []
                 self.subs.append(channel)
-                reply = {
-                    "event": "pusher_internal:subscription_succeeded",
-                    "channel": channel,
-                    "data": "{}",
-                }
+                reply = {"event": SUCCEEDED, "channel": channel, "data": "{}"}
                 self.transport.write(text_frame(orjson.dumps(reply)))
 
 
 async def serve(host: str, port: int, hub: Hub) -> None:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: Conn(hub), host, port, backlog=4096)
-    stop = loop.create_future()
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        loop.add_signal_handler(sig, stop.set)
     print(f"Starting server on {host}:{port}", flush=True)
-    await stop
+    await stop.wait()
     server.close()
 
 

@@ -84,7 +84,7 @@ class WSConn(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.transport.write(self.request or b"")
+        transport.write(self.request or b"")  # type: ignore[attr-defined]
         self.request = None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -130,7 +130,7 @@ class WSConn(asyncio.Protocol):
         if self.buf:
             data, self.buf = self.buf + data, b""
         st = self.stats
-        now_ns = time.perf_counter_ns()
+        now_ns = time.perf_counter_ns() if st.latency else 0
         pos, end = 0, len(data)
         while end - pos >= 2:
             size = data[pos + 1] & 0x7F

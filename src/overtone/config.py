@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -229,7 +229,10 @@ def _app_from_table(source: str, index: int, table: object) -> App:
             if unknown:
                 raise ConfigError(f"{where}.rate_limit: unknown option(s) {sorted(unknown)}")
             options["rate_limit"] = RateLimit(
-                **{k: _typed(f"{where}.rate_limit.{k}", v, _RATE_FIELDS[k]) for k, v in value.items()}
+                **{
+                    k: _typed(f"{where}.rate_limit.{k}", v, _RATE_FIELDS[k])
+                    for k, v in value.items()
+                }
             )
         elif name in _APP_FIELDS:
             key = "client_events_from" if name == "accept_client_events_from" else name
@@ -309,10 +312,4 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
     changes = {k: v for k, v in overrides.items() if v is not None}
     if "path" in changes:
         changes["path"] = _path("--path", changes["path"])
-    return _replace(settings, changes)
-
-
-def _replace(settings: Settings, changes: dict[str, Any]) -> Settings:
-    from dataclasses import replace
-
     return replace(settings, **changes)

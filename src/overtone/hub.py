@@ -149,7 +149,9 @@ class Hub:
         try:
             member = check_subscription(self.app, session, data, self.channels)
         except SubscriptionRefused as refused:
-            session.write(encode_frame(messages.subscription_error(name, refused.message, refused.status)))
+            session.write(
+                encode_frame(messages.subscription_error(name, refused.message, refused.status))
+            )
             return
         assert isinstance(name, str)
         channel = self.channels.get(name)
@@ -349,4 +351,3 @@ def _watchlist_event(name: str, user_ids: list[str]) -> bytes:
     return messages.plain_event(
         "pusher_internal:watchlist_events", {"events": [{"name": name, "user_ids": user_ids}]}
     )
-

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from overtone import __version__
 from overtone.config import DEV_APP, ConfigError, Settings, load_settings, read_environment
+from overtone.transport.server import serve
 
 log = logging.getLogger("overtone")
 
@@ -67,10 +68,8 @@ def _start(args: argparse.Namespace) -> int:
             DEV_APP.secret,
         )
     log.info(_summary(settings))
-    from overtone.transport.server import serve
-
     try:
-        import uvloop
+        import uvloop  # noqa: PLC0415 - optional speed-up, used when installed
     except ImportError:
         return asyncio.run(serve(settings))
     return int(uvloop.run(serve(settings)))

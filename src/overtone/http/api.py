@@ -30,6 +30,18 @@ class Response:
     body: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """An authenticated request, ready for its handler."""
+
+    hub: Hub
+    app: App
+    query: dict[str, str]
+    body: bytes
+    arg: str
+    now: float
+
+
 def _error(status: int, message: str) -> Response:
     return Response(status, orjson.dumps({"error": message}))
 
@@ -83,87 +95,70 @@ class Api:
         hub = self.node.hub(app)
         try:
             handler = getattr(self, handler_name)
-            response: Response = handler(hub, app, dict(params), body, arg, now)
+            response: Response = handler(Call(hub, app, dict(params), body, arg, now))
         except BadRequest as bad:
             return _error(bad.status, bad.message)
         return response
 
     # -- handlers ----------------------------------------------------------------------
 
-    def _events(
-        self, hub: Hub, app: App, query: dict[str, str], body: bytes, arg: str, now: float
-    ) -> Response:
-        trigger = parse_trigger(app, parse_json(body))
-        hub.publish(trigger.name, trigger.channels, trigger.data, trigger.socket_id, now)
+    def _events(self, call: Call) -> Response:
+        trigger = parse_trigger(call.app, parse_json(call.body))
+        call.hub.publish(trigger.name, trigger.channels, trigger.data, trigger.socket_id, call.now)
         if not trigger.info:
             return _ok({})
-        return _ok({"channels": {c: _info(hub, c, trigger.info) for c in trigger.channels}})
+        return _ok({"channels": {c: _info(call.hub, c, trigger.info) for c in trigger.channels}})
 
-    def _batch(
-        self, hub: Hub, app: App, query: dict[str, str], body: bytes, arg: str, now: float
-    ) -> Response:
-        document = parse_json(body)
+    def _batch(self, call: Call) -> Response:
+        document = parse_json(call.body)
         batch = document.get("batch") if isinstance(document, dict) else None
         if not isinstance(batch, list):
-            raise BadRequest(400, "Body must be {\"batch\": [events...]}")
-        if len(batch) > app.max_batch_size:
-            raise BadRequest(400, f"A batch holds at most {app.max_batch_size} events")
+            raise BadRequest(400, 'Body must be {"batch": [events...]}')
+        if len(batch) > call.app.max_batch_size:
+            raise BadRequest(400, f"A batch holds at most {call.app.max_batch_size} events")
         triggers: list[Trigger] = [
-            parse_trigger(app, item, f"batch[{i}]: ") for i, item in enumerate(batch)
+            parse_trigger(call.app, item, f"batch[{i}]: ") for i, item in enumerate(batch)
         ]
         for t in triggers:
-            hub.publish(t.name, t.channels, t.data, t.socket_id, now)
+            call.hub.publish(t.name, t.channels, t.data, t.socket_id, call.now)
         if not any(t.info for t in triggers):
             return _ok({})
-        return _ok({"batch": [_info(hub, t.channels[0], t.info) for t in triggers]})
+        return _ok({"batch": [_info(call.hub, t.channels[0], t.info) for t in triggers]})
 
-    def _channels(
-        self, hub: Hub, app: App, query: dict[str, str], body: bytes, arg: str, now: float
-    ) -> Response:
-        prefix = query.get("filter_by_prefix", "")
-        info = _info_fields(query)
+    def _channels(self, call: Call) -> Response:
+        prefix = call.query.get("filter_by_prefix", "")
+        info = _info_fields(call.query)
         if "user_count" in info and not prefix.startswith("presence-"):
             raise BadRequest(400, "info=user_count needs filter_by_prefix=presence-")
-        return _ok(
-            {
-                "channels": {
-                    name: _info(hub, name, info)
-                    for name in sorted(hub.channels)
-                    if name.startswith(prefix)
-                }
-            }
-        )
+        channels = {
+            name: _info(call.hub, name, info)
+            for name in sorted(call.hub.channels)
+            if name.startswith(prefix)
+        }
+        return _ok({"channels": channels})
 
-    def _channel(
-        self, hub: Hub, app: App, query: dict[str, str], body: bytes, arg: str, now: float
-    ) -> Response:
-        info = _info_fields(query)
-        if "user_count" in info and not arg.startswith("presence-"):
+    def _channel(self, call: Call) -> Response:
+        info = _info_fields(call.query)
+        name = call.arg
+        if "user_count" in info and not name.startswith("presence-"):
             raise BadRequest(400, "info=user_count is only available for presence channels")
-        count = hub.subscription_count(arg)
-        document: dict[str, Any] = {"occupied": count > 0}
-        document.update(_info(hub, arg, tuple(f for f in info if f != "cache")))
+        document: dict[str, Any] = {"occupied": call.hub.subscription_count(name) > 0}
+        document.update(_info(call.hub, name, info))
         if "cache" in info:
-            document["cache"] = hub.cached_event(arg, now)
+            document["cache"] = call.hub.cached_event(name, call.now)
         return _ok(document)
 
-    def _users(
-        self, hub: Hub, app: App, query: dict[str, str], body: bytes, arg: str, now: float
-    ) -> Response:
-        if not arg.startswith("presence-"):
+    def _users(self, call: Call) -> Response:
+        if not call.arg.startswith("presence-"):
             raise BadRequest(400, "Users can only be listed for presence channels")
-        return _ok({"users": [{"id": uid} for uid in hub.user_ids(arg)]})
+        return _ok({"users": [{"id": uid} for uid in call.hub.user_ids(call.arg)]})
 
-    def _terminate(
-        self, hub: Hub, app: App, query: dict[str, str], body: bytes, arg: str, now: float
-    ) -> Response:
-        hub.terminate_user(arg)
+    def _terminate(self, call: Call) -> Response:
+        call.hub.terminate_user(call.arg)
         return _ok({})
 
-    def _connections(
-        self, hub: Hub, app: App, query: dict[str, str], body: bytes, arg: str, now: float
-    ) -> Response:
-        return _ok({"connections": len(hub.sessions)})
+    def _connections(self, call: Call) -> Response:
+        return _ok({"connections": len(call.hub.sessions)})
 
 
 def _route(rest: list[str]) -> tuple[str, str, str] | None:

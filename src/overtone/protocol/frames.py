@@ -96,7 +96,7 @@ class CloseReceived:
 Event: TypeAlias = TextMessage | BinaryMessage | Ping | Pong | CloseReceived
 
 
-class ProtocolViolation(Exception):  # noqa: N818 - name fixed by the design
+class ProtocolViolation(Exception):
     """The client broke RFC 6455; fail the connection with ``close_code``.
 
     ``reason`` is a short human-readable explanation (fits a close frame once passed to
@@ -187,8 +187,8 @@ class FrameParser:
         close frame are discarded.
         """
         # Fast path: one whole small masked FIN text frame and nothing else, parser idle.
-        # Measured ~0.42 µs/frame for a 40-byte payload (CPython 3.11, C apply_mask; the general
-        # path takes ~1.1 µs for the same frame).
+        # timeit, 40-byte payload, CPython 3.11, 2-core box: ~0.52 µs/frame with the C
+        # apply_mask (~0.92 µs with the pure-Python mask); the general path takes ~0.8 µs.
         n = len(data) - 6
         if (
             0 <= n < 126

@@ -24,6 +24,7 @@ from overtone.protocol.errors import PusherError
 from overtone.protocol.frames import (
     OP_PONG,
     CloseReceived,
+    Event,
     FrameParser,
     Ping,
     Pong,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("overtone.connection")
 
 CLOSE_WAIT = 2.0  # seconds to wait for the peer's close frame after ours
+LINGER = 2.0  # seconds to discard input after refusing a request mid-way
 
 
 class _Abort(Exception):
@@ -57,6 +59,8 @@ class Connection(asyncio.Protocol):
         "ctx",
         "frames",
         "header_bytes",
+        "header_count",
+        "header_size",
         "headers",
         "hub",
         "parser",
@@ -74,6 +78,8 @@ class Connection(asyncio.Protocol):
         self.headers: dict[bytes, bytes] = {}
         self.body = b""
         self.header_bytes = 0
+        self.header_count = 0
+        self.header_size = 0
         self.timer: asyncio.TimerHandle | None = None
         self.frames: FrameParser | None = None
         self.hub: Hub | None = None
@@ -104,11 +110,6 @@ class Connection(asyncio.Protocol):
         parser = self.parser
         if parser is None or self.closing:
             return
-        if self.header_bytes >= 0:  # still reading a request's header section
-            self.header_bytes += len(data)
-            if self.header_bytes > self.ctx.settings.max_header_size:
-                self._refuse(431, "Request header section is too large")
-                return
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -122,6 +123,11 @@ class Connection(asyncio.Protocol):
                 self._refuse(500, "Internal server error")
         except httptools.HttpParserError as exc:
             self._refuse(400, f"Malformed HTTP request: {exc}")
+            return
+        if self.header_bytes >= 0 and not self.closing:  # header section still incomplete
+            self.header_bytes += len(data)
+            if self.header_bytes > self.ctx.settings.max_header_size:
+                self._refuse(431, "Request header section is too large")
 
     def pause_writing(self) -> None:
         if self.session is not None:
@@ -137,6 +143,8 @@ class Connection(asyncio.Protocol):
         self.url = b""
         self.headers = {}
         self.body = b""
+        self.header_count = 0
+        self.header_size = 0
         self._arm(self.ctx.settings.http_timeout)
 
     def on_url(self, url: bytes) -> None:
@@ -144,8 +152,13 @@ class Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self.headers
-        if len(headers) >= self.ctx.settings.max_headers:
+        self.header_count += 1
+        self.header_size += len(name) + len(value) + 4
+        if self.header_count > self.ctx.settings.max_headers:
             self._refuse(431, "Too many request headers")
+            raise _Abort
+        if self.header_size > self.ctx.settings.max_header_size:
+            self._refuse(431, "Request header section is too large")
             raise _Abort
         key = name.lower()
         if key in headers:
@@ -159,14 +172,22 @@ class Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self.header_bytes = -1
         length = self.headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.ctx.settings.max_request_size:
-            self._refuse(413, f"Request body is larger than {self.ctx.settings.max_request_size} bytes")
+        if (
+            length is not None
+            and length.isdigit()
+            and int(length) > self.ctx.settings.max_request_size
+        ):
+            self._refuse(
+                413, f"Request body is larger than {self.ctx.settings.max_request_size} bytes"
+            )
             raise _Abort
 
     def on_body(self, body: bytes) -> None:
         self.body += body
         if len(self.body) > self.ctx.settings.max_request_size:
-            self._refuse(413, f"Request body is larger than {self.ctx.settings.max_request_size} bytes")
+            self._refuse(
+                413, f"Request body is larger than {self.ctx.settings.max_request_size} bytes"
+            )
             raise _Abort
 
     def on_message_complete(self) -> None:
@@ -200,9 +221,7 @@ class Connection(asyncio.Protocol):
     ) -> None:
         transport = self.transport
         assert transport is not None
-        outcome = check_upgrade(
-            method.encode(), parser.get_http_version(), self.headers
-        )
+        outcome = check_upgrade(method.encode(), parser.get_http_version(), self.headers)
         if not isinstance(outcome, bytes):
             transport.write(
                 error_response(outcome.status, outcome.message, extra_headers=outcome.extra_headers)
@@ -262,7 +281,7 @@ class Connection(asyncio.Protocol):
             return
         self._websocket_events(events)
 
-    def _websocket_events(self, events: list[object]) -> None:
+    def _websocket_events(self, events: list[Event]) -> None:
         session = self.session
         hub = self.hub
         now = self.ctx.loop.time()
@@ -323,8 +342,9 @@ class Connection(asyncio.Protocol):
                 session.socket_id if session else "?",
                 self.ctx.settings.max_write_buffer,
             )
-            if session is not None and self.hub is not None:
-                self.hub.disconnect(session)
+            if session is not None:
+                # Not hub.disconnect(): we may be inside a fan-out loop over this channel.
+                # abort() schedules connection_lost, which forgets the session.
                 session.write = _discard
             self.closing = True
             transport.abort()
@@ -351,16 +371,28 @@ class Connection(asyncio.Protocol):
     def _refuse(self, status: int, message: str) -> None:
         if self.transport is not None and not self.closing:
             self.transport.write(error_response(status, message))
-        self._finish_http()
+        self._finish_http(linger=True)
 
-    def _finish_http(self) -> None:
+    def _finish_http(self, *, linger: bool = False) -> None:
+        """Stop reading requests and close.
+
+        With ``linger`` (a request refused before it was fully read), only our side is shut
+        and further input is discarded for a moment, so that the peer reads the error
+        response instead of a connection reset.
+        """
         self.closing = True
         self.parser = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is None:
+            return
+        if linger and transport.can_write_eof():
+            transport.write_eof()
+            self.timer = self.ctx.loop.call_later(LINGER, transport.close)
+        else:
+            transport.close()
 
     def close_http_if_idle(self) -> bool:
         """Close a kept-alive HTTP connection with no request in progress (shutdown)."""

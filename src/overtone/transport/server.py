@@ -45,9 +45,10 @@ class ServerContext:
         """Whether every frame in and out is logged."""
         return self.settings.debug
 
-    debug_writer: Callable[[Callable[[bytes], None]], Callable[[bytes], None]] = staticmethod(
-        debug_writer
-    )
+    @staticmethod
+    def debug_writer(write: Callable[[bytes], None]) -> Callable[[bytes], None]:
+        """Wrap a connection's ``write`` to log every frame (``--debug``)."""
+        return debug_writer(write)
 
 
 class Server:
@@ -60,20 +61,21 @@ class Server:
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.ctx: ServerContext | None = None
+        self._port = 0
 
     @property
     def port(self) -> int:
         """The bound port (useful with port 0)."""
-        assert self._server is not None
-        sockname = self._server.sockets[0].getsockname()
-        return int(sockname[1])
+        return self._port
 
     async def start(self, sock: socket.socket | None = None) -> None:
         """Bind (or adopt ``sock``) and start serving."""
         loop = asyncio.get_running_loop()
         ctx = self.ctx = ServerContext(self.settings, self.node, self.api, loop)
         if sock is not None:
-            self._server = await loop.create_server(lambda: Connection(ctx), sock=sock, backlog=4096)
+            self._server = await loop.create_server(
+                lambda: Connection(ctx), sock=sock, backlog=4096
+            )
         else:
             self._server = await loop.create_server(
                 lambda: Connection(ctx),
@@ -82,6 +84,7 @@ class Server:
                 backlog=4096,
                 reuse_address=True,
             )
+        self._port = int(self._server.sockets[0].getsockname()[1])
         self._ticker = loop.create_task(self._tick())
 
     async def _tick(self) -> None:
@@ -100,6 +103,8 @@ class Server:
         """
         ctx = self.ctx
         assert ctx is not None and self._server is not None
+        if ctx.stopping:
+            return
         ctx.stopping = True
         self._server.close()
         if self._ticker is not None:

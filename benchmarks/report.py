@@ -1,0 +1,153 @@
+"""Formats the runner's results: one table per connection count, medians over repeats."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Result = dict[str, Any]
+Runs = dict[str, list[Result]]  # server name -> one result per repeat
+SERVERS = ("overtone", "reference")
+PHASES = ("connect", "fanout", "latency", "api", "hold")
+
+
+def dig(result: Result | None, *path: str) -> Any:
+    value: Any = result
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def is_num(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def number(value: Any, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}".replace(",", " ") if is_num(value) else "-"
+
+
+def pick(runs: list[Result], phase: str, figure: str) -> tuple[Any, Result | None]:
+    """The median value of a figure over repeats, and the run it came from."""
+    found = sorted(
+        ((dig(run, phase, figure), i) for i, run in enumerate(runs)),
+        key=lambda pair: pair[0] if is_num(pair[0]) else float("inf"),
+    )
+    found = [pair for pair in found if is_num(pair[0])]
+    if not found:
+        return None, runs[0] if runs else None
+    value, index = found[(len(found) - 1) // 2]
+    return value, runs[index]
+
+
+def cpu(result: Result | None, phase: str) -> str:
+    figures = dig(result, phase)
+    if not isinstance(figures, dict) or "wall" not in figures:
+        return "-"
+    return f"{figures['client_cpu']:.2f}/{figures['server_cpu']:.2f}/{figures['wall']:.2f}"
+
+
+def ratio(a: Any, b: Any) -> str:
+    return f"{a / b:.2f}" if is_num(a) and is_num(b) and b else "-"
+
+
+# (label, phase, figure, digits, target check on (overtone, reference), target text)
+Row = tuple[str, str, str, int, Callable[[float, float | None], bool] | None, str]
+ROWS: list[Row] = [
+    ("connect+subscribe /s", "connect", "per_second", 0, lambda o, r: o >= 8000, ">= 8000"),
+    ("server RSS per idle conn KB", "rss", "kb_per_conn", 2, lambda o, r: o <= 4.0, "<= 4 KB"),
+    (
+        "fan-out deliveries /s",
+        "fanout",
+        "per_second",
+        0,
+        lambda o, r: r is not None and o >= 0.9 * r,
+        ">= 0.9x ref",
+    ),
+    ("latency p50 ms (100 subs, 20/s)", "latency", "p50_ms", 3, None, ""),
+    ("latency p99 ms (100 subs, 20/s)", "latency", "p99_ms", 3, lambda o, r: o <= 2.5, "<= 2.5"),
+    (
+        "signed API req/s (16 in flight)",
+        "api",
+        "per_second",
+        0,
+        lambda o, r: o >= 15000,
+        ">= 15000",
+    ),
+]
+
+
+def verdict(row: Row, o: Any, r: Any) -> str:
+    check, text = row[4], row[5]
+    if check is None or not is_num(o):
+        return text
+    return f"{text} {'ok' if check(float(o), float(r) if is_num(r) else None) else 'MISS'}"
+
+
+def notes(runs: Runs) -> list[str]:
+    """Failures, errors, and phases where other processes took a noticeable share of CPU."""
+    lines = []
+    for server in SERVERS:
+        for i, run in enumerate(runs.get(server, [])):
+            tag = f"  {server} run {i + 1}:"
+            if dig(run, "failure"):
+                lines.append(f"{tag} {dig(run, 'failure')}")
+            err = dig(run, "client_errors") or {}
+            if err.get("dropped") or err.get("errors"):
+                lines.append(f"{tag} dropped {err['dropped']}, errors {err['errors']}")
+                lines.extend(f"      {sample}" for sample in err.get("samples", []))
+            if dig(run, "connect", "failed"):
+                lines.append(f"{tag} {dig(run, 'connect', 'failed')} connections failed")
+            noisy = [
+                f"{phase} {dig(run, phase, 'other_cpu'):.2f}s/{dig(run, phase, 'wall'):.2f}s"
+                for phase in PHASES
+                if is_num(dig(run, phase, "other_cpu"))
+                and dig(run, phase, "other_cpu") > 0.1 * max(0.5, dig(run, phase, "wall"))
+            ]
+            if noisy:
+                lines.append(f"{tag} other processes busy (cpu/wall): {', '.join(noisy)}")
+    return lines
+
+
+def table(n: int, runs: Runs) -> str:
+    """One block for ``n`` connections: overtone, reference, ratio, target, CPU per server."""
+    repeats = max((len(r) for r in runs.values()), default=0)
+    head = f"{'':<34}{'overtone':>12}{'reference':>12}{'ratio':>7}  {'target':<17}"
+    head += f"{'cpu cli/srv/wall s: overtone':>30}{'reference':>18}"
+    title = f"== {n} subscribed connections"
+    lines = [title + (f" (median of {repeats}) ==" if repeats > 1 else " =="), head]
+    for row in ROWS:
+        label, phase, figure, digits = row[:4]
+        picked = [pick(runs.get(server, []), phase, figure) for server in SERVERS]
+        values = [value for value, _ in picked]
+        cells = [
+            number(value, digits) + ("*" if dig(run, phase, "partial") else " ")
+            for value, run in picked
+        ]
+        line = f"{label:<34}{cells[0]:>12}{cells[1]:>12}{ratio(*values):>7}  "
+        line += f"{verdict(row, *values):<17}"
+        line += f"{cpu(picked[0][1], phase):>30}{cpu(picked[1][1], phase):>18}"
+        lines.append(line)
+    return "\n".join(lines + notes(runs))
+
+
+def hold_table(n: int, seconds: float, runs: Runs) -> str:
+    lines = [f"== hold: {n} subscribed connections for {seconds:.0f} s, keepalive on =="]
+    for server in SERVERS:
+        for result in runs.get(server, []):
+            held = dig(result, "hold")
+            if not isinstance(held, dict):
+                why = dig(result, "failure") or dig(result, "connect")
+                lines.append(f"{server:<10} no result: {why}")
+                continue
+            ok = held["dropped"] == 0 and held["errors"] == 0 and held["held"] == n
+            lines.append(
+                f"{server:<10} held {held['held']}/{n}  dropped {held['dropped']}  "
+                f"errors {held['errors']}  pings answered {held['pings_answered']}  "
+                f"RSS {held['rss_start_kb'] / 1024:.1f}->{held['rss_end_kb'] / 1024:.1f} MB  "
+                f"cpu cli/srv/wall {cpu(result, 'hold')}  {'ok' if ok else 'MISS'}"
+            )
+            samples = dig(result, "client_errors", "samples") or []
+            lines.extend(f"    {sample}" for sample in samples)
+    return "\n".join(lines)

@@ -1,0 +1,21 @@
+"""Fixtures shared by every test directory."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from support.servers import ServerProcess, start_server  # noqa: E402
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A real ``overtone start`` subprocess serving the test app on a free port."""
+    proc = start_server(tmp_path)
+    yield proc
+    proc.stop()

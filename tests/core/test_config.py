@@ -1,0 +1,132 @@
+"""Settings from Reverb's variables, .env files and apps files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from overtone.apps import ClientEventsFrom
+from overtone.config import DEV_APP, ConfigError, load_settings, read_environment
+
+REVERB = {"REVERB_APP_ID": "1", "REVERB_APP_KEY": "k", "REVERB_APP_SECRET": "s"}
+
+
+def test_reverb_variables() -> None:
+    settings = load_settings(
+        {
+            **REVERB,
+            "REVERB_SERVER_HOST": "127.0.0.1",
+            "REVERB_SERVER_PORT": "9000",
+            "REVERB_SERVER_PATH": "ws/",
+            "REVERB_APP_MAX_CONNECTIONS": "",
+            "REVERB_APP_MAX_MESSAGE_SIZE": "20000",
+            "REVERB_APP_ACCEPT_CLIENT_EVENTS_FROM": "all",
+            "REVERB_APP_RATE_LIMITING_ENABLED": "true",
+            "REVERB_APP_RATE_LIMITING_MAX_ATTEMPTS": "60",
+            "REVERB_HOST": "example.com",
+            "REVERB_PORT": "443",
+        }
+    )
+    [app] = settings.apps
+    assert (settings.host, settings.port, settings.path) == ("127.0.0.1", 9000, "/ws")
+    assert (app.id, app.key, app.secret) == ("1", "k", "s")
+    assert app.max_connections is None and app.max_message_size == 20_000
+    assert app.client_events_from is ClientEventsFrom.ALL
+    assert app.rate_limit.max_attempts == 60
+    assert not settings.using_dev_app
+
+
+def test_dotenv_file_under_process_environment(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        '# comment\nREVERB_APP_ID=telemedicina-prod\nREVERB_APP_KEY="from-file"\n'
+        "REVERB_APP_SECRET=${REVERB_APP_KEY}-secret\nREVERB_SERVER_PORT=8080\n"
+    )
+    merged = read_environment({"REVERB_SERVER_PORT": "9999"}, env_file)
+    settings = load_settings(merged)
+    assert settings.port == 9999
+    assert settings.apps[0].secret == "from-file-secret"
+    with pytest.raises(ConfigError, match="no such file"):
+        read_environment({}, tmp_path / "missing.env")
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({**REVERB, "REVERB_SERVER_PORT": "eighty"}, "REVERB_SERVER_PORT"),
+        ({**REVERB, "REVERB_SERVER_PORT": "70000"}, "REVERB_SERVER_PORT"),
+        ({**REVERB, "REVERB_APP_MAX_CONNECTIONS": "-1"}, "REVERB_APP_MAX_CONNECTIONS"),
+        ({**REVERB, "REVERB_APP_ACCEPT_CLIENT_EVENTS_FROM": "x"}, "members, all, none"),
+        ({**REVERB, "REVERB_APP_RATE_LIMITING_ENABLED": "maybe"}, "boolean"),
+        ({"REVERB_APP_KEY": "k", "REVERB_APP_SECRET": "s"}, "REVERB_APP_ID"),
+        ({"REVERB_APP_ID": "1", "REVERB_APP_KEY": "k"}, "REVERB_APP_SECRET"),
+        ({"APP_ENV": "production"}, "no app is configured"),
+        (
+            {
+                "APP_ENV": "production",
+                "REVERB_APP_ID": "1",
+                "REVERB_APP_KEY": DEV_APP.key,
+                "REVERB_APP_SECRET": "x",
+            },
+            "development credentials",
+        ),
+    ],
+)
+def test_bad_configuration_names_the_variable(env: dict[str, str], words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        load_settings(env)
+
+
+def test_development_app_when_nothing_is_configured() -> None:
+    settings = load_settings({})
+    assert settings.apps == (DEV_APP,) and settings.using_dev_app
+
+
+def test_command_line_overrides() -> None:
+    settings = load_settings(REVERB, port=1234, path="/p/", debug=True, host=None)
+    assert (settings.port, settings.path, settings.debug, settings.host) == (
+        1234,
+        "/p",
+        True,
+        "0.0.0.0",
+    )
+
+
+def test_apps_file_toml_and_json(tmp_path: Path) -> None:
+    toml = tmp_path / "apps.toml"
+    toml.write_text(
+        '[[apps]]\nid = "a"\nkey = "ka"\nsecret = "sa"\nmax_connections = 5\n'
+        'allowed_origins = ["*.example.com"]\naccept_client_events_from = "none"\n'
+        "[apps.rate_limit]\nmax_attempts = 3\n"
+        '[[apps]]\nid = "b"\nkey = "kb"\nsecret = "sb"\nenabled = false\n'
+    )
+    a, b = load_settings({"OVERTONE_APPS_FILE": str(toml)}).apps
+    assert a.max_connections == 5 and a.allowed_origins == ("*.example.com",)
+    assert a.client_events_from is ClientEventsFrom.NONE and a.rate_limit.max_attempts == 3
+    assert not b.enabled
+    js = tmp_path / "apps.json"
+    js.write_text(json.dumps({"apps": [{"id": 1, "key": "k", "secret": "s"}]}))
+    assert load_settings({"OVERTONE_APPS_FILE": str(js)}).apps[0].id == "1"
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("not toml [", "not valid"),
+        ("[[apps]]\nid='a'\nkey='k'\n", "secret"),
+        ("[[apps]]\nid='a'\nkey='k'\nsecret='s'\ncolour='red'\n", "colour"),
+        ("[[apps]]\nid='a'\nkey='k'\nsecret='s'\nmax_connections='many'\n", "max_connections"),
+        ("apps = []\n", "non-empty"),
+        (
+            "[[apps]]\nid='a'\nkey='k'\nsecret='s'\n[[apps]]\nid='a'\nkey='k2'\nsecret='s'\n",
+            "unique",
+        ),
+    ],
+)
+def test_bad_apps_file(tmp_path: Path, content: str, words: str) -> None:
+    path = tmp_path / "apps.toml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=words):
+        load_settings({"OVERTONE_APPS_FILE": str(path)})
