@@ -16,6 +16,7 @@ import asyncio
 import resource
 import sys
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
@@ -67,29 +68,26 @@ async def run(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
     log(f"{args.mode}: {n} connections to {ctx.host}:{ctx.port}")
     rss_before = rss_kb(ctx.server_pid)
     try:
-        out["connect"] = await open_conns(ctx, n, "bench", args.concurrency)
-        log(f"connect: {out['connect']}")
+        await phase(out, "connect", open_conns(ctx, n, "bench", args.concurrency))
+        if not ctx.conns:
+            return out
         if args.mode == "hold":
-            out["hold"] = await hold(ctx, args.hold)
-            log(f"hold: {out['hold']}")
+            await phase(out, "hold", hold(ctx, args.hold))
             return out
         await asyncio.sleep(1.0)  # let the server settle before reading its RSS
-        rss_after = rss_kb(ctx.server_pid)
-        subscribed = len(ctx.conns)
+        rss_after, subscribed = rss_kb(ctx.server_pid), len(ctx.conns)
         out["rss"] = {
             "before_kb": rss_before,
             "after_kb": rss_after,
             "subscribed": subscribed,
-            "kb_per_conn": (rss_after - rss_before) / subscribed if subscribed else None,
+            "kb_per_conn": (rss_after - rss_before) / subscribed,
         }
         log(f"rss: {out['rss']}")
-        events = max(10, (200_000 if quick else 1_000_000) // max(1, subscribed))
-        out["fanout"] = await fanout(ctx, events, window=max(4, min(64, 40_000 // n)))
-        log(f"fanout: {out['fanout']}")
-        out["latency"] = await latency(ctx, subscribers=100, rate=20, seconds=2 if quick else 5)
-        log(f"latency: {out['latency']}")
-        out["api"] = await api_rate(ctx, inflight=16, seconds=2 if quick else 5)
-        log(f"api: {out['api']}")
+        events = max(10, (200_000 if quick else 1_000_000) // subscribed)
+        await phase(out, "fanout", fanout(ctx, events, window=max(4, min(64, 40_000 // n))))
+        seconds = 2 if quick else 5
+        await phase(out, "latency", latency(ctx, subscribers=100, rate=20, seconds=seconds))
+        await phase(out, "api", api_rate(ctx, inflight=16, seconds=seconds))
     finally:
         out["client_errors"] = {
             "dropped": ctx.stats.dropped,
@@ -100,6 +98,15 @@ async def run(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
             conn.close()
         await asyncio.sleep(0.2)
     return out
+
+
+async def phase(out: dict[str, Any], name: str, work: Awaitable[dict[str, Any]]) -> None:
+    """Run one phase; an exception becomes that phase's result instead of ending the run."""
+    try:
+        out[name] = await work
+    except Exception as exc:
+        out[name] = {"error": repr(exc), "partial": True}
+    log(f"{name}: {out[name]}")
 
 
 def loop_name() -> str:

@@ -97,6 +97,9 @@ def notes(runs: Runs) -> list[str]:
             if err.get("dropped") or err.get("errors"):
                 lines.append(f"{tag} dropped {err['dropped']}, errors {err['errors']}")
                 lines.extend(f"      {sample}" for sample in err.get("samples", []))
+            for phase in PHASES:
+                if dig(run, phase, "error"):
+                    lines.append(f"{tag} {phase} failed: {dig(run, phase, 'error')}")
             if dig(run, "connect", "failed"):
                 lines.append(f"{tag} {dig(run, 'connect', 'failed')} connections failed")
             noisy = [

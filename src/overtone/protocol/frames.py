@@ -1,7 +1,7 @@
 """Lean, sans-I/O RFC 6455 frame codec for the server side.
 
 Why hand-written instead of ``websockets``' ``ServerProtocol``: a kept ``ServerProtocol`` costs
-~4.7 KB per connection (measured, see ``/work/shared/design.md``, section Transport), against a
+~4.7 KB per connection (measured, see ARCHITECTURE.md, Transport choices), against a
 target of <= 4 KB in total at 10 000+ connections.  This codec keeps per-connection state to a
 handful of slots and an empty ``bytes`` object while idle.  ``websockets`` is only used, when it
 is installed, for its C ``apply_mask`` speedup, and as the test oracle.
@@ -35,8 +35,8 @@ _MAX_CONTROL_PAYLOAD = 125
 
 
 def _is_valid_close_code(code: int) -> bool:
-    """RFC 6455 §7.4: codes a peer may put on the wire (1004-1006 and 1015 are reserved)."""
-    return 1000 <= code <= 1003 or 1007 <= code <= 1011 or 3000 <= code <= 4999
+    """RFC 6455 §7.4: codes a peer may put on the wire plus the IANA-registered 1012-1014; 1004-1006 and 1015 are reserved."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
 def _py_apply_mask(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:

@@ -2,7 +2,7 @@
 
 The HTTP request is parsed elsewhere (``httptools``); this module only validates the parsed
 method, version and headers of an upgrade request and builds the ``101`` response by hand,
-which is ~20x cheaper than a library handshake (see ``/work/shared/design.md``, Transport).
+which is ~20x cheaper than a library handshake (see ARCHITECTURE.md, Transport choices).
 No extension and no subprotocol is ever negotiated.
 """
 

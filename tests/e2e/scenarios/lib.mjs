@@ -95,6 +95,18 @@ export function waitUntil(label, predicate, timeout = 5000) {
   );
 }
 
+/** Await `probe()` every 50 ms until it returns a truthy value; return that value. */
+export async function poll(label, probe, timeout = 5000) {
+  const deadline = Date.now() + ms(timeout);
+  let last;
+  while (Date.now() < deadline) {
+    last = await probe();
+    if (last) return last;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out after ${ms(timeout)} ms waiting for ${label}`);
+}
+
 /** A list of received items that can be awaited. */
 export class Inbox {
   constructor(label) {
