@@ -105,7 +105,7 @@ class WSConn(asyncio.Protocol):
     def send(self, payload: bytes) -> None:
         n, mask = len(payload), os.urandom(4)
         head = bytes((0x81, 0x80 | n)) if n < 126 else b"\x81\xfe" + n.to_bytes(2, "big")
-        if self.transport is not None:
+        if self.transport is not None and not self.lost:
             self.transport.write(head + mask + mask_bytes(payload, mask))
 
     def subscribe(self, channel: str) -> None:

@@ -34,8 +34,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _summary(settings: Settings) -> str:
     apps = ", ".join(f"{a.id} (key {a.key})" for a in settings.apps)
+    public = f"; public host name: {settings.hostname}" if settings.hostname else ""
     return (
-        f"apps: {apps}; path prefix: {settings.path or '(none)'}; "
+        f"apps: {apps}{public}; path prefix: {settings.path or '(none)'}; "
         f"max request size: {settings.max_request_size} bytes"
     )
 

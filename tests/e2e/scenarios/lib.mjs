@@ -252,6 +252,11 @@ export async function connected(client, timeout = 5000) {
   return client.connection.socket_id;
 }
 
+/** The Pusher error code in a pusher-js connection `error` (also when wrapped), else its type. */
+export function errorCode(error) {
+  return error?.data?.code ?? error?.error?.data?.code ?? error?.type ?? String(error);
+}
+
 /** Subscribe and wait for `pusher:subscription_succeeded`; fail on `subscription_error`. */
 export async function subscribed(client, name, timeout = 5000) {
   const channel = client.subscribe(name);

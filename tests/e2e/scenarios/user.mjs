@@ -2,6 +2,7 @@
 // sendToUser, watchlist online/offline, terminateUserConnections, and a refused signin.
 import {
   connected,
+  errorCode,
   poll,
   pusherClient,
   scenario,
@@ -18,7 +19,7 @@ async function signedIn(label, user, signer = sdk) {
   const client = pusherClient({ userAuthentication: sdkUserAuthentication(signer, user) });
   const log = { label, states: [], errors: [], received: [], watchlist: [] };
   client.connection.bind('state_change', ({ current }) => log.states.push(current));
-  client.connection.bind('error', (error) => log.errors.push(error?.data?.code ?? error?.type));
+  client.connection.bind('error', (error) => log.errors.push(errorCode(error)));
   client.user.bind('ev', (data) => log.received.push(data));
   for (const name of ['online', 'offline']) {
     client.user.watchlist.bind(name, (event) => log.watchlist.push({ name, user_ids: event.user_ids }));
