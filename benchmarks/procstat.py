@@ -80,6 +80,6 @@ class Meter:
             **figures,
             "wall": round(time.perf_counter() - self.wall, 3),
             "client_cpu": round(client, 3),
-            "server_cpu": round(server, 3),
+            "server_cpu": round(max(0.0, server), 3),
             "other_cpu": round(max(0.0, busy_cpu() - self.busy - client - server), 3),
         }

@@ -241,9 +241,9 @@ class Connection(asyncio.Protocol):
         self.headers = {}
         self.url = b""
         self.parser = None
-        self.frames = FrameParser(10_000)  # replaced once the app is known
         transport.set_write_buffer_limits(high=self.ctx.write_high_water)
         app = self.ctx.node.registry.by_key(key)
+        self.frames = FrameParser(app.max_message_size if app is not None else 10_000)
         if app is None:
             self._fail(errors.app_not_found(key))
             return
@@ -251,7 +251,6 @@ class Connection(asyncio.Protocol):
         if problem is not None:
             self._fail(problem)
             return
-        self.frames = FrameParser(app.max_message_size)
         self.hub = self.ctx.node.hub(app)
         write = self.ctx.debug_writer(transport.write) if self.ctx.debug else transport.write
         self.session = self.hub.connect(
