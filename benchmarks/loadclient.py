@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import resource
 import sys
 import time
@@ -71,6 +72,8 @@ async def run(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
         await phase(out, "connect", open_conns(ctx, n, "bench", args.concurrency))
         if not ctx.conns:
             return out
+        gc.collect()
+        gc.freeze()  # keep the collector from walking every connection object later
         if args.mode == "hold":
             await phase(out, "hold", hold(ctx, args.hold))
             return out

@@ -96,9 +96,10 @@ async def open_conns(ctx: Ctx, n: int, channel: str, concurrency: int) -> dict[s
             fail(None, repr(task.exception()))
 
     def next_one() -> None:
+        if done.done():
+            return
         if len(ctx.conns) + failed >= n:
-            if not done.done():
-                done.set_result(None)
+            done.set_result(None)
         elif launched < n:
             launch()
 
@@ -119,6 +120,8 @@ async def open_conns(ctx: Ctx, n: int, channel: str, concurrency: int) -> dict[s
     for _ in range(min(concurrency, n)):
         launch()
     finished = await until(done, meter.wall + ctx.timeout)
+    if not finished:
+        done.cancel()  # stragglers are neither counted nor replaced
     ok = len(ctx.conns)
     return meter.result(
         subscribed=ok,
@@ -209,15 +212,13 @@ async def latency(ctx: Ctx, subscribers: int, rate: int, seconds: float) -> dict
     await until(ready, time.perf_counter() + ctx.timeout)
     meter, http, bad = Meter(ctx.server_pid), await ctx.http(), 0
     st.counted, st.lat_ns, st.latency = 0, [], True
-    events = int(rate * seconds)
-    deadline = meter.wall + ctx.timeout
-    for i in range(events):
-        await asyncio.sleep(max(0.0, meter.wall + i / rate - time.perf_counter()))
+    events, deadline = 0, meter.wall + ctx.timeout
+    while events < rate * seconds and time.perf_counter() < deadline:
+        await asyncio.sleep(max(0.0, meter.wall + events / rate - time.perf_counter()))
         stamp = str(time.perf_counter_ns())
         body = orjson.dumps({"name": "e", "channel": "lat", "data": stamp})
         bad += await status(http.call(signer.request(body)), time.perf_counter() + 5) != 200
-        if time.perf_counter() > deadline:
-            break
+        events += 1
     finished = await counted_at_least(st, events * joined, min(deadline, time.perf_counter() + 5))
     st.latency = False
     samples = sorted(st.lat_ns)

@@ -51,14 +51,27 @@ def cpu_of(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def busy_cpu() -> float:
-    """User+nice+system CPU seconds of the whole machine since boot (all cores)."""
+def machine_cpu() -> dict[str, float]:
+    """Seconds since boot from /proc/stat: ``busy`` (user+nice+system, all cores), ``softirq``
+    (all cores; loopback TCP work lands here, outside any process's own CPU time) and
+    ``coreN`` (every non-idle second of core N)."""
+    found: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
     try:
         with open("/proc/stat") as stat:
-            fields = stat.readline().split()
-        return (int(fields[1]) + int(fields[2]) + int(fields[3])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
+            for line in stat:
+                name, *values = line.split()
+                if not name.startswith("cpu"):
+                    break
+                user, nice, system, _idle, _iowait, irq, softirq = map(int, values[:7])
+                if name == "cpu":
+                    found["busy"] = (user + nice + system) / tick
+                    found["softirq"] = softirq / tick
+                else:
+                    found["core" + name[3:]] = (user + nice + system + irq + softirq) / tick
+    except (OSError, ValueError):
+        pass
+    return found
 
 
 def own_cpu() -> float:
@@ -67,19 +80,25 @@ def own_cpu() -> float:
 
 
 class Meter:
-    """Wall, client CPU, server CPU and everybody else's CPU seconds spent since creation."""
+    """Wall, client, server, other processes' and softirq CPU seconds since creation."""
 
     def __init__(self, server_pid: int) -> None:
         self.pid = server_pid
         self.wall, self.cpu, self.server = time.perf_counter(), own_cpu(), cpu_of(server_pid)
-        self.busy = busy_cpu()
+        self.machine = machine_cpu()
 
     def result(self, **figures: Any) -> dict[str, Any]:
-        client, server = own_cpu() - self.cpu, cpu_of(self.pid) - self.server
+        client, server = own_cpu() - self.cpu, max(0.0, cpu_of(self.pid) - self.server)
+        wall = time.perf_counter() - self.wall
+        now = machine_cpu()
+        spent = {key: now[key] - self.machine.get(key, 0.0) for key in now}
         return {
             **figures,
-            "wall": round(time.perf_counter() - self.wall, 3),
+            "wall": round(wall, 3),
             "client_cpu": round(client, 3),
-            "server_cpu": round(max(0.0, server), 3),
-            "other_cpu": round(max(0.0, busy_cpu() - self.busy - client - server), 3),
+            "server_cpu": round(server, 3),
+            "other_cpu": round(max(0.0, spent.get("busy", 0.0) - client - server), 3),
+            "softirq": round(spent.get("softirq", 0.0), 3),
+            "core0_busy": round(spent.get("core0", 0.0) / wall, 2) if wall else None,
+            "core1_busy": round(spent.get("core1", 0.0) / wall, 2) if wall else None,
         }

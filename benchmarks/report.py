@@ -28,17 +28,22 @@ def number(value: Any, digits: int = 0) -> str:
     return f"{value:,.{digits}f}".replace(",", " ") if is_num(value) else "-"
 
 
+def noisy(run: Result | None, phase: str) -> bool:
+    """Whether other processes took more than 10 % of a core during this phase."""
+    other, wall = dig(run, phase, "other_cpu"), dig(run, phase, "wall")
+    return is_num(other) and is_num(wall) and other > 0.1 * max(0.5, wall)
+
+
 def pick(runs: list[Result], phase: str, figure: str) -> tuple[Any, Result | None]:
-    """The median value of a figure over repeats, and the run it came from."""
-    found = sorted(
-        ((dig(run, phase, figure), i) for i, run in enumerate(runs)),
-        key=lambda pair: pair[0] if is_num(pair[0]) else float("inf"),
-    )
+    """The median of a figure over the repeats not disturbed by other processes (over all
+    repeats when every one was disturbed), and the run it came from."""
+    found = [(dig(run, phase, figure), run) for run in runs]
     found = [pair for pair in found if is_num(pair[0])]
+    found = [pair for pair in found if not noisy(pair[1], phase)] or found
     if not found:
         return None, runs[0] if runs else None
-    value, index = found[(len(found) - 1) // 2]
-    return value, runs[index]
+    found.sort(key=lambda pair: float(pair[0]))
+    return found[(len(found) - 1) // 2]
 
 
 def cpu(result: Result | None, phase: str) -> str:
@@ -102,14 +107,13 @@ def notes(runs: Runs) -> list[str]:
                     lines.append(f"{tag} {phase} failed: {dig(run, phase, 'error')}")
             if dig(run, "connect", "failed"):
                 lines.append(f"{tag} {dig(run, 'connect', 'failed')} connections failed")
-            noisy = [
+            busy = [
                 f"{phase} {dig(run, phase, 'other_cpu'):.2f}s/{dig(run, phase, 'wall'):.2f}s"
                 for phase in PHASES
-                if is_num(dig(run, phase, "other_cpu"))
-                and dig(run, phase, "other_cpu") > 0.1 * max(0.5, dig(run, phase, "wall"))
+                if noisy(run, phase)
             ]
-            if noisy:
-                lines.append(f"{tag} other processes busy (cpu/wall): {', '.join(noisy)}")
+            if busy:
+                lines.append(f"{tag} other processes busy (cpu/wall): {', '.join(busy)}")
     return lines
 
 
@@ -119,13 +123,14 @@ def table(n: int, runs: Runs) -> str:
     head = f"{'':<34}{'overtone':>12}{'reference':>12}{'ratio':>7}  {'target':<17}"
     head += f"{'cpu cli/srv/wall s: overtone':>30}{'reference':>18}"
     title = f"== {n} subscribed connections"
-    lines = [title + (f" (median of {repeats}) ==" if repeats > 1 else " =="), head]
+    lines = [title + (f" (median of {repeats} runs) ==" if repeats > 1 else " =="), head]
     for row in ROWS:
         label, phase, figure, digits = row[:4]
         picked = [pick(runs.get(server, []), phase, figure) for server in SERVERS]
         values = [value for value, _ in picked]
         cells = [
-            number(value, digits) + ("*" if dig(run, phase, "partial") else " ")
+            number(value, digits)
+            + ("*" if dig(run, phase, "partial") else "~" if noisy(run, phase) else " ")
             for value, run in picked
         ]
         line = f"{label:<34}{cells[0]:>12}{cells[1]:>12}{ratio(*values):>7}  "

@@ -15,6 +15,7 @@ import contextlib
 import os
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -160,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default=str(ROOT / ".venv/bin/python"), help="for overtone")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="skip taskset")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the running server and load client are stopped too
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.hold is None:  # past activity_timeout + the 30 s pong wait, unless quick
         args.hold = args.activity_timeout + (7.0 if args.quick else 35.0)
     counts = [int(c) for c in args.connections.split(",") if c.strip()]
@@ -194,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         output.append(hold_table(max(counts), args.hold, held))
     print("\n" + "\n\n".join(output))
     print(
-        "\nratio = overtone / reference (lower is better for RSS and latency); * = partial."
+        "\nratio = overtone / reference (lower is better for RSS and latency); * = partial;"
+        " ~ = other processes were busy during that phase (medians skip such runs if they can)."
         "\ncpu cli/srv/wall: load-client CPU s / server CPU s / wall s of that phase; a client"
         " CPU near wall means the client, not the server, was the limit."
     )

@@ -152,8 +152,7 @@ class WSConn(asyncio.Protocol):
                 else:
                     st.counted += 1
                     if st.latency:
-                        stamp = int(orjson.loads(data[start:stop])["data"])
-                        st.lat_ns.append(now_ns - stamp)
+                        self.stamp(data[start:stop], now_ns)
             elif opcode == 9 and self.transport is not None:
                 ping = data[start:stop][:125]  # a zero mask key leaves the payload as is
                 self.transport.write(bytes((0x8A, 0x80 | len(ping))) + b"\0\0\0\0" + ping)
@@ -165,6 +164,12 @@ class WSConn(asyncio.Protocol):
         st.last_rx = time.perf_counter()
         if st.counted >= st.goal:
             st.on_goal()
+
+    def stamp(self, payload: bytes, now_ns: int) -> None:
+        try:
+            self.stats.lat_ns.append(now_ns - int(orjson.loads(payload)["data"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            self.stats.note(f"not a latency event: {payload[:80]!r}")
 
     def control(self, payload: bytes) -> None:
         st = self.stats

@@ -16,6 +16,7 @@ from typing import Any
 
 import pusher
 import pytest
+
 from support.servers import ServerProcess, scaled
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -55,8 +56,8 @@ def scenario_env(server: ServerProcess, extra: dict[str, str] | None = None) -> 
 
 
 def _last_json(stdout: str) -> Json | None:
-    for line in reversed(stdout.splitlines()):
-        line = line.strip()
+    for raw in reversed(stdout.splitlines()):
+        line = raw.strip()
         if line.startswith("{"):
             try:
                 parsed = json.loads(line)
@@ -85,6 +86,7 @@ def run_scenario(
         [node(), str(SCENARIOS / f"{name}.mjs")],
         cwd=E2E_DIR,
         env=scenario_env(server, extra_env),
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=scaled(timeout),
@@ -198,7 +200,7 @@ class Scenario:
 
 
 @contextmanager
-def python_sdk(server: ServerProcess) -> Iterator[Any]:
+def python_sdk(server: ServerProcess, **options: Any) -> Iterator[Any]:
     """The PyPI ``pusher`` SDK pointed at the server (plain HTTP); its session closed after."""
     sdk = pusher.Pusher(
         app_id=server.app_id,
@@ -208,6 +210,7 @@ def python_sdk(server: ServerProcess) -> Iterator[Any]:
         port=server.port,
         ssl=False,
         timeout=int(scaled(5)),
+        **options,
     )
     try:
         yield sdk

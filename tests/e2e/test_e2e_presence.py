@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from e2e_helpers import Scenario, python_sdk
+
+from e2e.e2e_helpers import Scenario, python_sdk
 from support.servers import ServerProcess
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,8 @@ import time
 from typing import Any
 
 import pytest
-from e2e_helpers import Scenario, python_sdk
+
+from e2e.e2e_helpers import Scenario, python_sdk
 from support.servers import ServerProcess, scaled
 
 pytestmark = pytest.mark.e2e

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from e2e_helpers import run_scenario
+
+from e2e.e2e_helpers import run_scenario
 from support.servers import ServerProcess
 
 pytestmark = pytest.mark.e2e

@@ -9,6 +9,7 @@ import pytest
 
 from overtone.transport.server import Server
 from support.servers import scaled
+from support.signing import signed_target
 
 
 async def exchange(port: int, data: bytes, *, wait_close: bool = True) -> bytes:
@@ -124,3 +125,32 @@ async def test_idle_connection_is_closed_and_truncated_request_is_harmless(live:
     await writer.drain()
     writer.close()
     assert await healthy(live.port)
+
+
+async def test_large_body_on_a_kept_alive_connection_gets_one_answer(live: Server) -> None:
+    body = json.dumps(
+        {"batch": [{"name": "e", "channel": "c", "data": "x" * 9_000} for _ in range(2)]}
+    ).encode()
+    target = signed_target("POST", "/apps/123456/batch_events", body)
+    request = (
+        f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
+    writer.write(request)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), scaled(5))
+    assert head.startswith(b"HTTP/1.1 200")
+    assert await reader.readexactly(2) == b"{}"
+    with pytest.raises(TimeoutError):  # nothing more: no stray 431
+        await asyncio.wait_for(reader.read(1), 0.3)
+    writer.close()
+
+
+async def test_shutdown_closes_idle_keep_alive_connections_at_once(live: Server) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
+    writer.write(b"GET /up HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b'{"health":"OK"}'), scaled(5))
+    started = asyncio.get_running_loop().time()
+    await live.shutdown()
+    assert asyncio.get_running_loop().time() - started < 1.5  # not the 2 s drain bound
+    assert await asyncio.wait_for(reader.read(-1), scaled(5)) == b""
+    writer.close()

@@ -44,6 +44,10 @@ log = logging.getLogger("overtone.connection")
 
 CLOSE_WAIT = 2.0  # seconds to wait for the peer's close frame after ours
 LINGER = 2.0  # seconds to discard input after refusing a request mid-way
+# ``Connection.header_bytes`` counts bytes received while a request's header section is
+# incomplete (>= 0); these two values mean no request is in progress, or its body is.
+IDLE = -2
+IN_BODY = -1
 
 
 class _Abort(Exception):
@@ -77,7 +81,7 @@ class Connection(asyncio.Protocol):
         self.url = b""
         self.headers: dict[bytes, bytes] = {}
         self.body = b""
-        self.header_bytes = 0
+        self.header_bytes = IDLE
         self.header_count = 0
         self.header_size = 0
         self.timer: asyncio.TimerHandle | None = None
@@ -145,6 +149,7 @@ class Connection(asyncio.Protocol):
         self.body = b""
         self.header_count = 0
         self.header_size = 0
+        self.header_bytes = 0
         self._arm(self.ctx.settings.http_timeout)
 
     def on_url(self, url: bytes) -> None:
@@ -170,7 +175,7 @@ class Connection(asyncio.Protocol):
             headers[key] = value
 
     def on_headers_complete(self) -> None:
-        self.header_bytes = -1
+        self.header_bytes = IN_BODY
         length = self.headers.get(b"content-length")
         if (
             length is not None
@@ -208,7 +213,7 @@ class Connection(asyncio.Protocol):
         self.url = b""
         self.headers = {}
         self.body = b""
-        self.header_bytes = 0
+        self.header_bytes = IDLE
         if keep_alive:
             self._arm(self.ctx.settings.keepalive_timeout)
         else:
@@ -362,7 +367,7 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.frames is not None:
             return
-        if self.header_bytes != 0 or self.url:
+        if self.header_bytes != IDLE:
             self._refuse(408, "Request not completed in time")
         else:  # an idle kept-alive connection
             transport.close()
@@ -395,7 +400,7 @@ class Connection(asyncio.Protocol):
 
     def close_http_if_idle(self) -> bool:
         """Close a kept-alive HTTP connection with no request in progress (shutdown)."""
-        if self.frames is None and not self.closing and self.header_bytes == 0 and not self.url:
+        if self.frames is None and not self.closing and self.header_bytes == IDLE:
             self._finish_http()
             return True
         return False

@@ -1,6 +1,7 @@
 // Scenario 4: an end-to-end encrypted channel. The Node SDK (with a master key) encrypts,
 // pusher-js decrypts with the shared_secret from authorizeChannel, and a raw `ws` subscriber
-// shows that the server only ever relays ciphertext. Client events are refused there.
+// shows that the server only ever relays ciphertext. Client events are refused there. At stage
+// "python" the PyPI SDK, given the same master key, triggers `py-secret` with plaintext PY_SECRET.
 import { randomBytes } from 'node:crypto';
 
 import {
@@ -12,6 +13,7 @@ import {
   scenario,
   sdkChannelAuthorization,
   serverSdk,
+  stage,
   subscribed,
 } from './lib.mjs';
 
@@ -19,7 +21,8 @@ const CHANNEL = 'private-encrypted-x';
 const PLAINTEXT = 'the eagle lands at 0600';
 
 scenario('encrypted', async () => {
-  const sdk = serverSdk({ encryptionMasterKeyBase64: randomBytes(32).toString('base64') });
+  const masterKey = randomBytes(32).toString('base64');
+  const sdk = serverSdk({ encryptionMasterKeyBase64: masterKey });
   const client = pusherClient({ channelAuthorization: sdkChannelAuthorization(sdk) });
   await connected(client);
   const inbox = record('pusher-js', await subscribed(client, CHANNEL));
@@ -42,8 +45,13 @@ scenario('encrypted', async () => {
   await sdk.trigger(CHANNEL, 'marker', { n: 1 });
   await inbox.waitEvent('marker');
 
+  // The PyPI SDK, given the same master key, encrypts for pusher-js too.
+  await stage('python', { channel: CHANNEL, master_key: masterKey });
+  const fromPython = await inbox.waitEvent('py-secret');
+
   return {
     decrypted: decrypted.data,
+    decrypted_from_python: fromPython.data,
     events: inbox.names(),
     relayed_data: relayed.data,
     raw_frames: raw.frames,

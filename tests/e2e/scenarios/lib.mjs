@@ -149,7 +149,7 @@ export class Inbox {
 const clients = [];
 const closers = [];
 
-/** Register a cleanup callback run when the scenario ends. */
+/** Register a cleanup callback run when the scenario ends (last registered runs first). */
 export function onExit(fn) {
   closers.push(fn);
 }
@@ -353,7 +353,7 @@ export async function scenario(name, body, timeout = 20000) {
       // already gone
     }
   }
-  for (const close of closers) {
+  for (const close of closers.reverse()) {
     try {
       await close();
     } catch {
