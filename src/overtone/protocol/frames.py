@@ -35,7 +35,7 @@ _MAX_CONTROL_PAYLOAD = 125
 
 
 def _is_valid_close_code(code: int) -> bool:
-    """RFC 6455 §7.4: codes a peer may put on the wire plus the IANA-registered 1012-1014; 1004-1006 and 1015 are reserved."""
+    """RFC 6455 §7.4 codes a peer may send, plus IANA 1012-1014 (1004-1006, 1015 reserved)."""
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
