@@ -5,8 +5,13 @@ published an event, the clock ticked) that carry ``now`` explicitly, and answers
 each session's ``write``/``close`` callables. It never reads a clock, never awaits and
 never touches a socket, so every behaviour is testable with plain function calls.
 
+In a cluster, every change other nodes must know is handed to :attr:`Hub.emit` as a small
+message, and :attr:`Hub.remote` holds what the other nodes reported (see
+:mod:`overtone.cluster.sync`, which applies their messages). Presence, watchlists, counts
+and quotas always combine local and remote state, so a cluster behaves as one server.
+
 Delivery is at most once: a frame written to a session whose transport later fails is lost.
-Within one hub, events to one channel reach subscribers in publish order.
+Within one node, events to one channel reach subscribers in publish order.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 from overtone.apps import App, ClientEventsFrom
 from overtone.channels.cache import EventCache
 from overtone.channels.channel import Channel
+from overtone.channels.replica import RemoteApp
 from overtone.channels.subscription import SubscriptionRefused, check_subscription
 from overtone.channels.watchlist import Watchlists
 from overtone.protocol import errors, messages
@@ -28,6 +34,8 @@ from overtone.session import CloseWith, Session, WriteFrame
 
 PING_FRAME = encode_frame(messages.PING)
 PONG_FRAME = encode_frame(messages.PONG)
+
+Emit = Callable[[dict[str, Any]], None]
 
 
 class Hub:
@@ -42,6 +50,9 @@ class Hub:
         self.users: dict[str, set[Session]] = {}
         self.cache = EventCache(app.cache_ttl)
         self.watchlists: Watchlists[Session] = Watchlists()
+        self.remote = RemoteApp()
+        self.emit: Emit | None = None
+        """Set by the cluster layer; ``None`` on a single node (nothing to tell anyone)."""
 
     # -- connection lifecycle -------------------------------------------------------------
 
@@ -56,6 +67,8 @@ class Hub:
             return None
         session = Session(self._new_socket_id(), write, close, now)
         self.sessions[session.socket_id] = session
+        if self.emit is not None:
+            self.emit({"t": "conn", "d": 1})
         write(
             encode_frame(
                 messages.connection_established(session.socket_id, self.app.activity_timeout)
@@ -69,7 +82,7 @@ class Hub:
         if not self.app.origin_allowed(origin):
             return errors.BAD_ORIGIN
         limit = self.app.max_connections
-        if limit is not None and len(self.sessions) >= limit:
+        if limit is not None and len(self.sessions) + self.remote.connections >= limit:
             return errors.OVER_QUOTA
         return None
 
@@ -78,11 +91,13 @@ class Hub:
         if session.closed:
             return
         session.closed = True
-        self.sessions.pop(session.socket_id, None)
+        del self.sessions[session.socket_id]
         for name in list(session.channels):
             self._leave(session, name)
         if session.user_id is not None:
             self._sign_out(session)
+        if self.emit is not None:
+            self.emit({"t": "conn", "d": -1})
 
     def close_session(self, session: Session, err: PusherError) -> None:
         """Send ``err``, close with its code, and forget the session at once."""
@@ -147,38 +162,45 @@ class Hub:
             return
         name = data.get("channel")
         try:
-            member = check_subscription(self.app, session, data, self.channels)
+            member = check_subscription(self.app, session, data, self.presence_members)
         except SubscriptionRefused as refused:
-            session.write(
-                encode_frame(messages.subscription_error(name, refused.message, refused.status))
-            )
+            error = messages.subscription_error(name, refused.message, refused.status)
+            session.write(encode_frame(error))
             return
         assert isinstance(name, str)
         channel = self.channels.get(name)
         if channel is None:
             channel = self.channels[name] = Channel(name, classify(name))
-        first_join = False
         if name not in session.channels:
             session.channels.add(name)
             channel.subscribers[session.socket_id] = session
+            if self.emit is not None:
+                self.emit({"t": "sub", "c": name, "d": 1})
             if member is not None and channel.roster is not None:
-                first_join = channel.roster.join(session.socket_id, member[0], member[1])
+                self._join(channel, session, member[0], member[1])
         if channel.roster is not None:
-            snapshot = messages.encode({"presence": channel.roster.snapshot()}) or b"{}"
+            snapshot = messages.encode({"presence": self.presence_snapshot(name)}) or b"{}"
             session.write(encode_frame(messages.subscription_succeeded(name, snapshot.decode())))
-            if first_join and member is not None:
-                added = messages.channel_event(
-                    "pusher_internal:member_added",
-                    name,
-                    {"user_id": member[0], "user_info": member[1]},
-                )
-                self._fan_out(channel, encode_frame(added), session.socket_id)
         else:
             session.write(encode_frame(messages.subscription_succeeded(name)))
         if channel.kind.cache:
             cached = self.cache.get(name, now)
             payload = cached if cached is not None else messages.cache_miss(name)
             session.write(encode_frame(payload))
+
+    def _join(self, channel: Channel[Session], session: Session, user_id: str, info: Any) -> None:
+        assert channel.roster is not None
+        first_here = channel.roster.join(session.socket_id, user_id, info)
+        if self.emit is not None:
+            self.emit({"t": "join", "c": channel.name, "u": user_id, "i": info})
+        if first_here and user_id not in self.remote.channel_users(channel.name):
+            self.member_event(
+                channel.name,
+                "pusher_internal:member_added",
+                user_id,
+                info,
+                exclude=session.socket_id,
+            )
 
     def _leave(self, session: Session, name: str) -> None:
         if name not in session.channels:
@@ -187,16 +209,30 @@ class Hub:
         channel = self.channels.get(name)
         if channel is None:
             return
-        channel.subscribers.pop(session.socket_id, None)
+        del channel.subscribers[session.socket_id]
+        if self.emit is not None:
+            self.emit({"t": "sub", "c": name, "d": -1})
         if channel.roster is not None:
+            user_id = channel.roster.by_socket.get(session.socket_id)
             gone = channel.roster.leave(session.socket_id)
-            if gone is not None and channel.subscribers:
-                removed = messages.channel_event(
-                    "pusher_internal:member_removed", name, {"user_id": gone}
-                )
-                self._fan_out(channel, encode_frame(removed), None)
+            if user_id is not None and self.emit is not None:
+                self.emit({"t": "leave", "c": name, "u": user_id})
+            if gone is not None and gone not in self.remote.channel_users(name):
+                self.member_event(name, "pusher_internal:member_removed", gone)
         if not channel.subscribers:
             del self.channels[name]
+
+    def member_event(
+        self, name: str, event: str, user_id: str, info: Any = None, exclude: str | None = None
+    ) -> None:
+        """Send ``member_added`` (with ``info``) or ``member_removed`` to local subscribers."""
+        channel = self.channels.get(name)
+        if channel is None:
+            return
+        data: dict[str, Any] = {"user_id": user_id}
+        if event == "pusher_internal:member_added":
+            data["user_info"] = info
+        self._fan_out(channel, encode_frame(messages.channel_event(event, name, data)), exclude)
 
     def _client_event(
         self, session: Session, event: str, name: object, data: object, now: float
@@ -205,15 +241,9 @@ class Hub:
         if not isinstance(name, str) or name_error(name) is not None or len(event) > 200:
             session.write(encode_frame(messages.error(errors.INVALID_MESSAGE)))
             return
-        if app.client_events_from is ClientEventsFrom.NONE:
-            session.write(encode_frame(messages.error(errors.CLIENT_EVENTS_DISABLED)))
-            return
-        if not classify(name).accepts_client_events:
-            session.write(encode_frame(messages.error(errors.CLIENT_EVENT_WRONG_CHANNEL)))
-            return
-        subscribed = name in session.channels
-        if app.client_events_from is ClientEventsFrom.MEMBERS and not subscribed:
-            session.write(encode_frame(messages.error(errors.CLIENT_EVENT_NOT_SUBSCRIBED)))
+        refusal = self._client_event_refusal(session, name)
+        if refusal is not None:
+            session.write(encode_frame(messages.error(refusal)))
             return
         limit = app.rate_limit
         if limit.enabled and not session.allow_client_event(
@@ -232,10 +262,20 @@ class Hub:
         if payload is None:
             session.write(encode_frame(messages.error(errors.INVALID_MESSAGE)))
             return
-        if classify(name).cache:
-            self.cache.put(name, payload, now)
-        if channel is not None:
-            self._fan_out(channel, encode_frame(payload), session.socket_id)
+        self.deliver(name, payload, session.socket_id, now)
+        if self.emit is not None:
+            self.emit({"t": "ev", "c": name, "p": payload.decode(), "x": session.socket_id})
+
+    def _client_event_refusal(self, session: Session, name: str) -> PusherError | None:
+        if self.app.client_events_from is ClientEventsFrom.NONE:
+            return errors.CLIENT_EVENTS_DISABLED
+        if not classify(name).accepts_client_events:
+            return errors.CLIENT_EVENT_WRONG_CHANNEL
+        if self.app.client_events_from is ClientEventsFrom.MEMBERS and (
+            name not in session.channels
+        ):
+            return errors.CLIENT_EVENT_NOT_SUBSCRIBED
+        return None
 
     # -- user sign-in and watchlists ------------------------------------------------------
 
@@ -250,17 +290,19 @@ class Hub:
         session.user_id = user_id
         session.watchlist = watchlist
         sessions = self.users.setdefault(user_id, set())
-        first = not sessions
+        first_here = not sessions
         sessions.add(session)
         session.write(
             encode_frame(messages.plain_event("pusher:signin_success", {"user_data": user_data}))
         )
         self.watchlists.watch(session, watchlist)
-        online = [uid for uid in watchlist if uid in self.users]
+        online = [uid for uid in watchlist if self.is_online(uid)]
         if online:
             session.write(encode_frame(_watchlist_event("online", online)))
-        if first:
-            self._notify_watchers(user_id, "online")
+        if self.emit is not None:
+            self.emit({"t": "in", "u": user_id})
+        if first_here and user_id not in self.remote.users:
+            self.notify_watchers(user_id, "online")
 
     def _sign_out(self, session: Session) -> None:
         user_id = session.user_id
@@ -271,30 +313,44 @@ class Hub:
             sessions.discard(session)
             if not sessions:
                 del self.users[user_id]
-                self._notify_watchers(user_id, "offline")
+                if user_id not in self.remote.users:
+                    self.notify_watchers(user_id, "offline")
+        if self.emit is not None:
+            self.emit({"t": "out", "u": user_id})
         session.user_id = None
 
-    def _notify_watchers(self, user_id: str, status: str) -> None:
+    def is_online(self, user_id: str) -> bool:
+        """Whether ``user_id`` is signed in anywhere in the cluster."""
+        return user_id in self.users or user_id in self.remote.users
+
+    def notify_watchers(self, user_id: str, status: str) -> None:
+        """Tell local connections watching ``user_id`` that it went online/offline."""
         watchers = self.watchlists.watchers_of(user_id)
         if watchers:
             frame = encode_frame(_watchlist_event(status, [user_id]))
             for watcher in watchers:
                 watcher.write(frame)
 
-    # -- server-side publishing (HTTP API) ------------------------------------------------
+    # -- publishing -----------------------------------------------------------------------
 
     def publish(
         self, name: str, channels: Iterable[str], data: str, exclude: str | None, now: float
     ) -> None:
-        """Deliver an event to every subscriber of each channel except socket ``exclude``."""
+        """Deliver an event everywhere in the cluster except to socket ``exclude``."""
         for channel_name in channels:
             payload = messages.event(name, channel_name, data)
             assert payload is not None  # data is a str: always encodable
-            if classify(channel_name).cache:
-                self.cache.put(channel_name, payload, now)
-            channel = self.channels.get(channel_name)
-            if channel is not None:
-                self._fan_out(channel, encode_frame(payload), exclude)
+            self.deliver(channel_name, payload, exclude, now)
+            if self.emit is not None:
+                self.emit({"t": "ev", "c": channel_name, "p": payload.decode(), "x": exclude})
+
+    def deliver(self, name: str, payload: bytes, exclude: str | None, now: float) -> None:
+        """Deliver an encoded event to this node's subscribers of ``name``; cache it."""
+        if classify(name).cache:
+            self.cache.put(name, payload, now)
+        channel = self.channels.get(name)
+        if channel is not None:
+            self._fan_out(channel, encode_frame(payload), exclude)
 
     @staticmethod
     def _fan_out(channel: Channel[Session], frame: bytes, exclude: str | None) -> None:
@@ -308,8 +364,11 @@ class Hub:
                 if socket_id != exclude:
                     session.write(frame)
 
-    def terminate_user(self, user_id: str) -> int:
-        """Close every connection signed in, or present in a presence channel, as ``user_id``."""
+    def terminate_user(self, user_id: str, *, tell_cluster: bool = True) -> int:
+        """Close every connection signed in, or present in a presence channel, as ``user_id``.
+
+        Returns how many local connections were closed; the other nodes are told too.
+        """
         targets = set(self.users.get(user_id, ()))
         for channel in self.channels.values():
             if channel.roster is not None and user_id in channel.roster.members:
@@ -320,26 +379,49 @@ class Hub:
                 )
         for session in targets:
             self.close_session(session, errors.TERMINATED)
+        if tell_cluster and self.emit is not None:
+            self.emit({"t": "term", "u": user_id})
         return len(targets)
 
-    # -- queries (HTTP API) ---------------------------------------------------------------
+    # -- queries (cluster-wide) -----------------------------------------------------------
+
+    def connection_count(self) -> int:
+        """Connections to this app in the whole cluster."""
+        return len(self.sessions) + self.remote.connections
+
+    def channel_names(self) -> set[str]:
+        """Occupied channels in the whole cluster."""
+        return set(self.channels) | set(self.remote.channels)
 
     def subscription_count(self, name: str) -> int:
-        """Connections subscribed to ``name`` on this node."""
+        """Connections subscribed to ``name`` in the whole cluster."""
         channel = self.channels.get(name)
-        return len(channel.subscribers) if channel is not None else 0
+        local = len(channel.subscribers) if channel is not None else 0
+        return local + self.remote.subscription_count(name)
+
+    def presence_members(self, name: str) -> dict[str, Any]:
+        """``user_id -> user_info`` of presence channel ``name`` in the whole cluster."""
+        members = {
+            user_id: self.remote.member_info.get((name, user_id))
+            for user_id in self.remote.channel_users(name)
+        }
+        channel = self.channels.get(name)
+        if channel is not None and channel.roster is not None:
+            members.update((uid, m.user_info) for uid, m in channel.roster.members.items())
+        return members
+
+    def presence_snapshot(self, name: str) -> dict[str, Any]:
+        """The ``presence`` object of ``subscription_succeeded``."""
+        members = self.presence_members(name)
+        return {"ids": list(members), "hash": members, "count": len(members)}
 
     def user_count(self, name: str) -> int:
-        """Distinct presence users of ``name`` on this node."""
-        channel = self.channels.get(name)
-        return channel.user_count() if channel is not None else 0
+        """Distinct presence users of ``name`` in the whole cluster."""
+        return len(self.presence_members(name))
 
     def user_ids(self, name: str) -> list[str]:
         """User ids present in presence channel ``name``."""
-        channel = self.channels.get(name)
-        if channel is None or channel.roster is None:
-            return []
-        return list(channel.roster.members)
+        return list(self.presence_members(name))
 
     def cached_event(self, name: str, now: float) -> Any:
         """The cached last event of ``name`` as a JSON object, or ``None``."""

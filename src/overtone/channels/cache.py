@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +48,22 @@ class EventCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def export(self, now: float) -> dict[str, list[Any]]:
+        """Live entries as ``{channel: [payload, seconds left]}`` (for a joining node)."""
+        return {
+            name: [e.payload.decode(), e.expires_at - now]
+            for name, e in self._entries.items()
+            if e.expires_at > now
+        }
+
+    def merge(self, entries: object, now: float) -> None:
+        """Adopt entries from :meth:`export` of another node; local ones are kept."""
+        if not isinstance(entries, dict):
+            return
+        for name, entry in entries.items():
+            if name in self._entries or not isinstance(entry, list) or len(entry) != 2:
+                continue
+            payload, left = entry
+            if isinstance(payload, str) and isinstance(left, int | float) and left > 0:
+                self._entries[name] = CachedEvent(payload.encode(), now + min(left, self.ttl))

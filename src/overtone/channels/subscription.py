@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import orjson
 
 from overtone.apps import App
-from overtone.channels.channel import Channel
 from overtone.protocol.channel_names import classify, name_error, server_to_user_id
 from overtone.protocol.signatures import channel_auth_ok
 
@@ -30,10 +29,12 @@ class SubscriptionRefused(Exception):
 
 
 Member = tuple[str, Any]
+MembersOf = Callable[[str], Mapping[str, Any]]
+"""Presence members (``user_id -> user_info``) of a channel, cluster-wide."""
 
 
 def check_subscription(
-    app: App, conn: Subscriber, data: Mapping[str, Any], channels: Mapping[str, Channel[Any]]
+    app: App, conn: Subscriber, data: Mapping[str, Any], members: MembersOf
 ) -> Member | None:
     """Validate a subscribe request; return the presence ``(user_id, user_info)`` if any.
 
@@ -60,12 +61,10 @@ def check_subscription(
         raise SubscriptionRefused(f"Invalid signature for channel {name!r}")
     if not kind.presence:
         return None
-    return _presence_member(app, name, channel_data, channels)
+    return _presence_member(app, name, channel_data, members)
 
 
-def _presence_member(
-    app: App, name: str, channel_data: str | None, channels: Mapping[str, Channel[Any]]
-) -> Member:
+def _presence_member(app: App, name: str, channel_data: str | None, members: MembersOf) -> Member:
     if channel_data is None:
         raise SubscriptionRefused("Presence channels need channel_data with a user_id", 400)
     try:
@@ -87,13 +86,8 @@ def _presence_member(
         raise SubscriptionRefused(
             f"user_info is larger than {app.max_presence_user_info} bytes", 403
         )
-    channel = channels.get(name)
-    roster = channel.roster if channel is not None else None
-    if (
-        roster is not None
-        and user_id not in roster.members
-        and len(roster.members) >= app.max_presence_members
-    ):
+    present = members(name)
+    if user_id not in present and len(present) >= app.max_presence_members:
         raise SubscriptionRefused(
             f"Presence channel is full ({app.max_presence_members} members)", 403
         )

@@ -1,0 +1,1 @@
+"""Several nodes as one server: replicated cluster state and the brokers that carry it."""

@@ -1,0 +1,160 @@
+"""One node's membership in a cluster: envelopes, heartbeats, joining, dead nodes. Pure.
+
+All nodes publish to, and read from, one broker channel. An envelope is
+``{"n": node_id, "m": [[app_id, message], ...]}``; messages for the whole node use the app
+id ``""``:
+
+- ``hello`` (a node joined or its broker reconnected) carries the node's whole state
+  (``s``: shares per app, ``k``: cache entries per app); every other node answers ``sync``
+  with its own state, so the newcomer learns the cluster.
+- ``hb``: heartbeat. A node not heard from for ``node_timeout`` seconds is dead: its
+  connections disappear from every count and its presence members are removed, with the
+  ``member_removed`` and watchlist ``offline`` events that implies.
+- ``bye``: a node shutting down cleanly; it is forgotten at once.
+
+Outgoing messages are queued and sent in one envelope per :meth:`Coordinator.flush`; the
+transport calls ``flush`` soon after ``wake`` fires, so a burst costs one broker message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from overtone.channels.replica import Share
+from overtone.cluster.sync import apply, local_share, replace_share
+from overtone.hub import Hub
+from overtone.node import Node
+
+log = logging.getLogger("overtone.cluster")
+
+
+class Coordinator:
+    """Connects a :class:`Node`'s hubs to the other nodes through a broker."""
+
+    def __init__(
+        self,
+        node: Node,
+        node_id: str,
+        wake: Callable[[], None],
+        heartbeat: float = 5.0,
+        node_timeout: float = 15.0,
+    ) -> None:
+        self.node = node
+        self.node_id = node_id
+        self.heartbeat = heartbeat
+        self.node_timeout = node_timeout
+        self._wake = wake
+        self._pending: list[list[Any]] = []
+        self._last_heartbeat = float("-inf")
+        self.last_seen: dict[str, float] = {}
+        self._asked: set[str] = set()
+        self.hubs: dict[str, Hub] = {}
+        for app in node.registry:
+            hub = node.hub(app)
+            self.hubs[app.id] = hub
+            hub.emit = self._emitter(app.id)
+
+    def _emitter(self, app_id: str) -> Callable[[dict[str, Any]], None]:
+        def emit(message: dict[str, Any]) -> None:
+            self._queue(app_id, message)
+
+        return emit
+
+    def _queue(self, app_id: str, message: dict[str, Any]) -> None:
+        if not self._pending:
+            self._wake()
+        self._pending.append([app_id, message])
+
+    def flush(self) -> bytes | None:
+        """The envelope of everything queued since the last flush, or ``None``."""
+        if not self._pending:
+            return None
+        pending, self._pending = self._pending, []
+        return orjson.dumps({"n": self.node_id, "m": pending})
+
+    # -- membership ----------------------------------------------------------------------
+
+    def state(self, now: float) -> dict[str, Any]:
+        """This node's whole state, for ``hello``/``sync``."""
+        return {
+            "s": {app_id: local_share(hub).to_wire() for app_id, hub in self.hubs.items()},
+            "k": {app_id: hub.cache.export(now) for app_id, hub in self.hubs.items()},
+        }
+
+    def connected(self, now: float) -> None:
+        """The broker is (again) reachable: announce our whole state."""
+        self._queue("", {"t": "hello", **self.state(now)})
+
+    def leave(self) -> None:
+        """Queue a ``bye`` (clean shutdown)."""
+        self._queue("", {"t": "bye"})
+
+    def tick(self, now: float) -> None:
+        """Send a heartbeat when due and forget nodes silent for ``node_timeout``."""
+        if now - self._last_heartbeat >= self.heartbeat:
+            self._last_heartbeat = now
+            self._queue("", {"t": "hb"})
+        for node, seen in list(self.last_seen.items()):
+            if now - seen > self.node_timeout:
+                log.warning("node %s silent for %.0f s: removing its connections", node, now - seen)
+                self._forget(node)
+
+    def _forget(self, node: str) -> None:
+        self.last_seen.pop(node, None)
+        self._asked.discard(node)
+        for hub in self.hubs.values():
+            replace_share(hub, node, None)
+
+    # -- incoming ------------------------------------------------------------------------
+
+    def receive(self, data: bytes, now: float) -> None:
+        """Handle one envelope from the broker (our own are ignored)."""
+        try:
+            envelope = orjson.loads(data)
+            sender = envelope["n"]
+            messages = envelope["m"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.warning("ignoring a malformed cluster message")
+            return
+        if sender == self.node_id or not isinstance(messages, list):
+            return
+        sender = str(sender)
+        known = sender in self.last_seen
+        self.last_seen[sender] = now
+        introduced = False
+        for item in messages:
+            if not isinstance(item, list) or len(item) != 2 or not isinstance(item[1], dict):
+                continue
+            app_id, message = item
+            if app_id == "":
+                introduced |= self._node_message(sender, message, now)
+            else:
+                hub = self.hubs.get(str(app_id))
+                if hub is not None:
+                    apply(hub, sender, message, now)
+        if not known and not introduced and sender not in self._asked:
+            self._asked.add(sender)  # we missed its hello: ask everyone for their state
+            self.connected(now)
+
+    def _node_message(self, sender: str, message: dict[str, Any], now: float) -> bool:
+        kind = message.get("t")
+        if kind in ("hello", "sync"):
+            shares = message.get("s")
+            caches = message.get("k")
+            for app_id, hub in self.hubs.items():
+                wire = shares.get(app_id) if isinstance(shares, dict) else None
+                replace_share(hub, sender, Share.from_wire(wire))
+                if isinstance(caches, dict):
+                    hub.cache.merge(caches.get(app_id), now)
+            if kind == "hello":
+                log.info("node %s joined", sender)
+                self._queue("", {"t": "sync", **self.state(now)})
+            return True
+        if kind == "bye":
+            log.info("node %s left", sender)
+            self._forget(sender)
+        return False

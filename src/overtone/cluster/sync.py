@@ -1,0 +1,99 @@
+"""Applying other nodes' messages to a hub, and describing a hub's own share. Pure.
+
+Message types (``t``), as emitted by :class:`~overtone.hub.Hub`:
+
+| ``t`` | fields | meaning |
+|---|---|---|
+| ``conn`` | ``d`` | connection count changed by ``d`` |
+| ``sub`` | ``c``, ``d`` | subscriptions to channel ``c`` changed by ``d`` |
+| ``join`` / ``leave`` | ``c``, ``u``, ``i`` | a connection of user ``u`` joined/left presence ``c`` |
+| ``in`` / ``out`` | ``u`` | a connection signed in/out as user ``u`` |
+| ``ev`` | ``c``, ``p``, ``x`` | deliver encoded event ``p`` on ``c``, except to socket ``x`` |
+| ``term`` | ``u`` | close user ``u``'s connections |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from overtone.channels.replica import Changes, Share
+from overtone.hub import Hub
+
+ADDED = "pusher_internal:member_added"
+REMOVED = "pusher_internal:member_removed"
+
+
+def apply(hub: Hub, node: str, message: dict[str, Any], now: float) -> None:
+    """Apply one message from ``node``; unknown or malformed messages are ignored."""
+    kind = message.get("t")
+    remote = hub.remote
+    try:
+        if kind == "ev":
+            exclude = message.get("x")
+            hub.deliver(
+                str(message["c"]),
+                str(message["p"]).encode(),
+                exclude if isinstance(exclude, str) else None,
+                now,
+            )
+        elif kind == "sub":
+            remote.subscribe(node, str(message["c"]), int(message["d"]))
+        elif kind == "conn":
+            remote.connect(node, int(message["d"]))
+        elif kind == "join":
+            channel, user_id, info = str(message["c"]), str(message["u"]), message.get("i")
+            if remote.join(node, channel, user_id, info) and not _local_member(
+                hub, channel, user_id
+            ):
+                hub.member_event(channel, ADDED, user_id, info)
+        elif kind == "leave":
+            channel, user_id = str(message["c"]), str(message["u"])
+            if remote.leave(node, channel, user_id) and not _local_member(hub, channel, user_id):
+                hub.member_event(channel, REMOVED, user_id)
+        elif kind == "in":
+            user_id = str(message["u"])
+            if remote.sign_in(node, user_id) and user_id not in hub.users:
+                hub.notify_watchers(user_id, "online")
+        elif kind == "out":
+            user_id = str(message["u"])
+            if remote.sign_out(node, user_id) and user_id not in hub.users:
+                hub.notify_watchers(user_id, "offline")
+        elif kind == "term":
+            hub.terminate_user(str(message["u"]), tell_cluster=False)
+    except (KeyError, TypeError, ValueError):
+        return
+
+
+def replace_share(hub: Hub, node: str, share: Share | None) -> None:
+    """Replace (or with ``None`` forget) everything ``node`` holds, with the due events."""
+    changes: Changes = hub.remote.replace(node, share)
+    for channel, user_id in changes.members_gone:
+        if not _local_member(hub, channel, user_id):
+            hub.member_event(channel, REMOVED, user_id)
+    for channel, user_id in changes.members_added:
+        if not _local_member(hub, channel, user_id):
+            info = hub.remote.member_info.get((channel, user_id))
+            hub.member_event(channel, ADDED, user_id, info)
+    for user_id in changes.users_gone:
+        if user_id not in hub.users:
+            hub.notify_watchers(user_id, "offline")
+    for user_id in changes.users_added:
+        if user_id not in hub.users:
+            hub.notify_watchers(user_id, "online")
+
+
+def local_share(hub: Hub) -> Share:
+    """What this node holds for the hub's app, for ``hello``/``sync`` messages."""
+    share = Share(connections=len(hub.sessions))
+    for name, channel in hub.channels.items():
+        share.channels[name] = len(channel.subscribers)
+        if channel.roster is not None:
+            for user_id, member in channel.roster.members.items():
+                share.members[(name, user_id)] = [member.user_info, member.connections]
+    share.users = {user_id: len(sessions) for user_id, sessions in hub.users.items()}
+    return share
+
+
+def _local_member(hub: Hub, channel: str, user_id: str) -> bool:
+    local = hub.channels.get(channel)
+    return local is not None and local.roster is not None and user_id in local.roster.members
