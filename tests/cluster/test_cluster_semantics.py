@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 
 from support.cluster import APP, Bus, client_on, hub_of
-from support.fakes import FakeClient
+from support.fakes import FakeClient, signin_data
 
 
 def three() -> tuple[Bus, list[object]]:
@@ -120,8 +120,6 @@ def test_late_node_learns_state_and_cache() -> None:
 
 
 def test_terminate_and_server_to_user_reach_every_node() -> None:
-    from support.fakes import signin_data
-
     bus = Bus()
     a, b = bus.add("a"), bus.add("b")
     u = client_on(bus, b)
@@ -138,8 +136,6 @@ def test_terminate_and_server_to_user_reach_every_node() -> None:
 
 
 def test_watchlist_is_cluster_wide() -> None:
-    from support.fakes import signin_data
-
     bus = Bus()
     a, b = bus.add("a"), bus.add("b")
     w = client_on(bus, a)

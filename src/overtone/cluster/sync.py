@@ -6,7 +6,7 @@ Message types (``t``), as emitted by :class:`~overtone.hub.Hub`:
 |---|---|---|
 | ``conn`` | ``d`` | connection count changed by ``d`` |
 | ``sub`` | ``c``, ``d`` | subscriptions to channel ``c`` changed by ``d`` |
-| ``join`` / ``leave`` | ``c``, ``u``, ``i`` | a connection of user ``u`` joined/left presence ``c`` |
+| ``join`` / ``leave`` | ``c``, ``u``, ``i`` | a connection of ``u`` joined/left presence ``c`` |
 | ``in`` / ``out`` | ``u`` | a connection signed in/out as user ``u`` |
 | ``ev`` | ``c``, ``p``, ``x`` | deliver encoded event ``p`` on ``c``, except to socket ``x`` |
 | ``term`` | ``u`` | close user ``u``'s connections |
