@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from dotenv import dotenv_values
 
@@ -51,6 +52,33 @@ class Settings:
     signature_window: int = 600
     shutdown_timeout: float = 10.0
     tick_interval: float = 1.0
+    workers: int = 1
+    scaling: Scaling | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Scaling:
+    """The Redis broker that joins several nodes into one cluster."""
+
+    redis_url: str
+    channel: str = "reverb"
+    prefix: str = ""
+    heartbeat_interval: float = 5.0
+    node_timeout: float = 15.0
+
+    @property
+    def broker_channel(self) -> str:
+        """The Redis pub/sub channel every node of this deployment uses."""
+        return f"{self.prefix}{self.channel}"
+
+    def redacted_url(self) -> str:
+        """The Redis URL without its password, for logs."""
+        scheme, sep, rest = self.redis_url.partition("://")
+        if "@" not in rest:
+            return self.redis_url
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}{sep}{user + ':***@' if user else ':***@'}{host}"
 
 
 def read_environment(environ: Mapping[str, str], env_file: str | Path | None) -> dict[str, str]:
@@ -306,10 +334,54 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
         signature_window=env.get("OVERTONE_SIGNATURE_WINDOW", 600, _int(1)),
         shutdown_timeout=env.get("OVERTONE_SHUTDOWN_TIMEOUT", 10.0, _float(0.1)),
         tick_interval=env.get("OVERTONE_TICK_INTERVAL", 1.0, _float(0.01)),
+        workers=env.get("OVERTONE_WORKERS", 1, _int(1)),
+        scaling=_scaling(env),
     )
     if settings.port > 65_535:
         raise ConfigError(f"REVERB_SERVER_PORT={settings.port} is not a valid port")
     changes = {k: v for k, v in overrides.items() if v is not None}
     if "path" in changes:
         changes["path"] = _path("--path", changes["path"])
-    return replace(settings, **changes)
+    settings = replace(settings, **changes)
+    if settings.workers > 1 and settings.scaling is None:
+        raise ConfigError(
+            f"--workers {settings.workers} needs the Redis broker to coordinate the workers: "
+            "set REVERB_SCALING_ENABLED=true and REDIS_URL (or REDIS_HOST/REDIS_PORT)"
+        )
+    return settings
+
+
+def _scaling(env: _Env) -> Scaling | None:
+    if not env.get("REVERB_SCALING_ENABLED", False, _bool):
+        return None
+    url = env.raw("REDIS_URL")
+    if url is None:
+        scheme = env.get("REDIS_SCHEME", "tcp", _str).lower()
+        tls = scheme in ("tls", "rediss")
+        host = env.get("REDIS_HOST", "127.0.0.1", _str)
+        port = env.get("REDIS_PORT", 6379, _int(1))
+        db = env.get("REDIS_DB", 0, _int(0))
+        username = env.raw("REDIS_USERNAME") or ""
+        password = env.raw("REDIS_PASSWORD")
+        auth = ""
+        if password is not None:
+            auth = f"{quote(username, safe='')}:{quote(password, safe='')}@"
+        elif username:
+            auth = f"{quote(username, safe='')}@"
+        url = f"{'rediss' if tls else 'redis'}://{auth}{host}:{port}/{db}"
+    elif not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"REDIS_URL={url!r} must start with redis://, rediss:// or unix://")
+    heartbeat = env.get("OVERTONE_HEARTBEAT_INTERVAL", 5.0, _float(0.05))
+    timeout = env.get("OVERTONE_NODE_TIMEOUT", 15.0, _float(0.1))
+    if timeout <= heartbeat:
+        raise ConfigError(
+            f"OVERTONE_NODE_TIMEOUT={timeout} must be longer than "
+            f"OVERTONE_HEARTBEAT_INTERVAL={heartbeat}"
+        )
+    return Scaling(
+        redis_url=url,
+        channel=env.get("REVERB_SCALING_CHANNEL", "reverb", _str),
+        prefix=env.get("REDIS_PREFIX", "", _str),
+        heartbeat_interval=heartbeat,
+        node_timeout=timeout,
+    )

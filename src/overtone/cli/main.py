@@ -7,9 +7,11 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from overtone import __version__
+from overtone.cli.workers import WORKER_ENV, Supervisor, signal_ready
 from overtone.config import DEV_APP, ConfigError, Settings, load_settings, read_environment
 from overtone.transport.server import serve
 
@@ -29,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     start.add_argument("--debug", action="store_true", default=None, help="log every frame")
     start.add_argument("--env-file", help="read variables from this file instead of ./.env")
+    start.add_argument(
+        "--workers",
+        type=int,
+        help="processes sharing the port (OVERTONE_WORKERS, default 1; needs Redis when > 1)",
+    )
     return parser
 
 
@@ -51,6 +58,7 @@ def _start(args: argparse.Namespace) -> int:
             path=args.path,
             hostname=args.hostname,
             debug=args.debug,
+            workers=args.workers,
         )
     except ConfigError as exc:
         print(f"overtone: configuration error: {exc}", file=sys.stderr)
@@ -60,6 +68,12 @@ def _start(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if settings.scaling is not None:
+        log.info(
+            "scaling on: Redis %s, channel %s",
+            settings.scaling.redacted_url(),
+            settings.scaling.broker_channel,
+        )
     if settings.using_dev_app:
         log.warning(
             "no app configured: serving the development app id=%s key=%s secret=%s "
@@ -68,12 +82,20 @@ def _start(args: argparse.Namespace) -> int:
             DEV_APP.key,
             DEV_APP.secret,
         )
+    if settings.workers > 1 and WORKER_ENV not in os.environ:
+        log.info("starting %d workers on port %d", settings.workers, settings.port)
+        supervisor = Supervisor(settings.workers, sys.argv[1:], settings.shutdown_timeout)
+        return _run(supervisor.run())
     log.info(_summary(settings))
+    return _run(serve(settings, on_ready=lambda _: signal_ready()))
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
     try:
         import uvloop  # noqa: PLC0415 - optional speed-up, used when installed
     except ImportError:
-        return asyncio.run(serve(settings))
-    return int(uvloop.run(serve(settings)))
+        return asyncio.run(main)
+    return int(uvloop.run(main))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from overtone.apps import AppRegistry
-from overtone.config import Settings
+from overtone.cluster.broker import Broker, BrokerFactory
+from overtone.cluster.coordinator import Coordinator
+from overtone.cluster.redis_broker import RedisBroker
+from overtone.config import Scaling, Settings
 from overtone.http.api import Api
 from overtone.node import Node
 from overtone.protocol import errors
@@ -54,13 +59,17 @@ class ServerContext:
 class Server:
     """A running overtone listener; :meth:`start`, then :meth:`shutdown`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, broker_factory: BrokerFactory | None = None) -> None:
+        """``broker_factory`` replaces the Redis broker (e.g. an in-process bus in tests)."""
         self.settings = settings
+        self.broker_factory = broker_factory
         self.node = Node(AppRegistry(settings.apps), settings.pong_timeout)
         self.api = Api(self.node, settings.path, settings.signature_window)
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.ctx: ServerContext | None = None
+        self.coordinator: Coordinator | None = None
+        self.broker: Broker | None = None
         self._port = 0
 
     @property
@@ -83,9 +92,53 @@ class Server:
                 self.settings.port,
                 backlog=4096,
                 reuse_address=True,
+                reuse_port=self.settings.workers > 1 or None,
             )
         self._port = int(self._server.sockets[0].getsockname()[1])
         self._ticker = loop.create_task(self._tick())
+        if self.settings.scaling is not None or self.broker_factory is not None:
+            await self._join_cluster(self.settings.scaling or Scaling(redis_url=""))
+
+    async def _join_cluster(self, scaling: Scaling) -> None:
+        loop = asyncio.get_running_loop()
+        node_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        flush_scheduled = False
+
+        def flush() -> None:
+            nonlocal flush_scheduled
+            flush_scheduled = False
+            assert self.coordinator is not None and self.broker is not None
+            envelope = self.coordinator.flush()
+            if envelope is not None:
+                self.broker.publish(envelope)
+
+        def wake() -> None:
+            nonlocal flush_scheduled
+            if not flush_scheduled:
+                flush_scheduled = True
+                loop.call_soon(flush)
+
+        coordinator = self.coordinator = Coordinator(
+            self.node, node_id, wake, scaling.heartbeat_interval, scaling.node_timeout
+        )
+
+        def on_message(data: bytes) -> None:
+            coordinator.receive(data, loop.time())
+
+        def on_connected() -> None:
+            coordinator.connected(loop.time())
+
+        if self.broker_factory is not None:
+            self.broker = self.broker_factory(on_message, on_connected)
+        else:
+            self.broker = RedisBroker(
+                scaling.redis_url,
+                scaling.broker_channel,
+                on_message,
+                on_connected,
+                display_url=scaling.redacted_url(),
+            )
+        await self.broker.start()
 
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
@@ -93,6 +146,8 @@ class Server:
             await asyncio.sleep(self.settings.tick_interval)
             try:
                 self.node.tick(loop.time())
+                if self.coordinator is not None:
+                    self.coordinator.tick(loop.time())
             except Exception:  # keep the clock alive whatever one app does
                 log.exception("keepalive tick failed")
 
@@ -110,6 +165,12 @@ class Server:
         if self._ticker is not None:
             self._ticker.cancel()
         self.node.close_all(errors.SERVER_SHUTTING_DOWN)
+        if self.coordinator is not None and self.broker is not None:
+            self.coordinator.leave()
+            envelope = self.coordinator.flush()
+            if envelope is not None:
+                self.broker.publish(envelope)
+            await self.broker.close()
         for conn in list(ctx.connections):
             conn.close_http_if_idle()
         deadline = ctx.loop.time() + self.settings.shutdown_timeout

@@ -1,0 +1,40 @@
+"""The broker interface: how a node's envelopes reach every other node.
+
+A broker carries opaque envelopes (bytes) on one shared channel. Contract, shared by every
+implementation and checked by ``tests/cluster/test_broker_contract.py``:
+
+- :meth:`Broker.start` returns promptly; connecting may finish in the background, and each
+  time the broker becomes connected (first time and after an outage) ``on_connected`` runs.
+- An envelope given to :meth:`Broker.publish` while connected reaches ``on_message`` of every
+  other broker on the same channel, in publish order per publisher, at most once. The
+  publisher may or may not receive its own envelope (the coordinator ignores it).
+- While disconnected, :meth:`Broker.publish` drops envelopes (``dropped`` counts them).
+- :meth:`Broker.close` sends what is queued (bounded by ``timeout``), then disconnects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+OnMessage = Callable[[bytes], None]
+OnConnected = Callable[[], None]
+
+
+class Broker(Protocol):
+    """What the server needs from a broker."""
+
+    connected: bool
+    dropped: int
+
+    async def start(self) -> None:
+        """Begin connecting and receiving."""
+
+    def publish(self, envelope: bytes) -> None:
+        """Send an envelope to the other nodes (never blocks)."""
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """Flush, then disconnect."""
+
+
+BrokerFactory = Callable[[OnMessage, OnConnected], Broker]

@@ -1,0 +1,59 @@
+"""An in-process broker: several nodes in one process (tests, embedding), no Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+from overtone.cluster.broker import OnConnected, OnMessage
+
+
+class MemoryBus:
+    """The shared channel of every :class:`MemoryBroker` created from it."""
+
+    def __init__(self) -> None:
+        self.brokers: list[MemoryBroker] = []
+        self.up = True
+
+    def broker(self, on_message: OnMessage, on_connected: OnConnected) -> MemoryBroker:
+        """A new broker on this bus (a :data:`~overtone.cluster.broker.BrokerFactory`)."""
+        return MemoryBroker(self, on_message, on_connected)
+
+    def set_up(self, up: bool) -> None:
+        """Simulate an outage (``False``) or a recovery (``True``) of the shared channel."""
+        self.up = up
+        for broker in self.brokers:
+            broker.connected = up
+            if up:
+                asyncio.get_running_loop().call_soon(broker.on_connected)
+
+
+class MemoryBroker:
+    """Delivers envelopes to the other brokers of its bus on the next loop iteration."""
+
+    def __init__(self, bus: MemoryBus, on_message: OnMessage, on_connected: OnConnected) -> None:
+        self.bus = bus
+        self.on_message = on_message
+        self.on_connected = on_connected
+        self.connected = False
+        self.dropped = 0
+
+    async def start(self) -> None:
+        self.bus.brokers.append(self)
+        self.connected = self.bus.up
+        if self.connected:
+            asyncio.get_running_loop().call_soon(self.on_connected)
+
+    def publish(self, envelope: bytes) -> None:
+        if not self.connected:
+            self.dropped += 1
+            return
+        loop = asyncio.get_running_loop()
+        for other in self.bus.brokers:
+            if other is not self:
+                loop.call_soon(other.on_message, envelope)
+
+    async def close(self, timeout: float = 2.0) -> None:
+        await asyncio.sleep(0)
+        if self in self.bus.brokers:
+            self.bus.brokers.remove(self)
+        self.connected = False

@@ -1,0 +1,149 @@
+"""The Redis broker: one pub/sub channel shared by every node (redis-py asyncio + hiredis).
+
+The broker only carries envelopes (see :mod:`overtone.cluster.coordinator`); it keeps no
+state in Redis, so Redis needs almost no memory and a restarted Redis loses nothing the
+nodes cannot re-announce. While Redis is unreachable, envelopes are dropped (delivery is at
+most once), the outage is logged once, and the broker reconnects with exponential backoff;
+on reconnection ``on_connected`` fires so the node re-announces its whole state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("overtone.redis")
+
+MAX_BACKOFF = 5.0
+
+
+class RedisBroker:
+    """Publishes and receives cluster envelopes on one Redis channel."""
+
+    def __init__(
+        self,
+        url: str,
+        channel: str,
+        on_message: Callable[[bytes], None],
+        on_connected: Callable[[], None],
+        display_url: str | None = None,
+    ) -> None:
+        self.url = url
+        self.channel = channel
+        self.display_url = display_url or url
+        self.on_message = on_message
+        self.on_connected = on_connected
+        self.connected = False
+        self.dropped = 0
+        self._outbox: deque[bytes] = deque()
+        self._ready = asyncio.Event()
+        self._client: aioredis.Redis | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+        self._sending = False
+
+    async def start(self) -> None:
+        """Start reading and writing; returns at once (connection happens in the background)."""
+        self._reader = asyncio.create_task(self._read_forever(), name="redis-reader")
+        self._writer = asyncio.create_task(self._write_forever(), name="redis-writer")
+
+    def publish(self, envelope: bytes) -> None:
+        """Queue an envelope; dropped (and counted) while Redis is unreachable."""
+        if not self.connected:
+            self.dropped += 1
+            return
+        self._outbox.append(envelope)
+        self._ready.set()
+
+    async def _read_forever(self) -> None:
+        delay = 0.1
+        announced_down = False
+        while not self._closing:
+            client = aioredis.from_url(self.url, health_check_interval=10)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self._client = client
+                self.connected = True
+                delay = 0.1
+                if announced_down:
+                    log.warning("Redis at %s is reachable again", self.display_url)
+                    announced_down = False
+                else:
+                    log.info("joined the cluster on Redis %s", self.display_url)
+                self.on_connected()
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message["type"] == "message":
+                        self.on_message(message["data"])
+            except (RedisError, OSError) as exc:
+                if not announced_down and not self._closing:
+                    log.warning(
+                        "Redis at %s is unreachable (%s): serving local clients only, "
+                        "retrying in the background",
+                        self.display_url,
+                        exc,
+                    )
+                    announced_down = True
+            finally:
+                self.connected = False
+                self._client = None
+                self._outbox.clear()
+                await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
+                await _quietly(client.aclose())
+            if not self._closing:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+
+    async def _write_forever(self) -> None:
+        while not self._closing:
+            await self._ready.wait()
+            self._ready.clear()
+            client = self._client
+            if client is None:
+                self._outbox.clear()
+                continue
+            batch = list(self._outbox)
+            self._outbox.clear()
+            self._sending = True
+            try:
+                if len(batch) == 1:
+                    await client.publish(self.channel, batch[0])
+                else:
+                    async with client.pipeline(transaction=False) as pipe:
+                        for envelope in batch:
+                            pipe.publish(self.channel, envelope)
+                        await pipe.execute()
+            except (RedisError, OSError):
+                self.dropped += len(batch)
+            finally:
+                self._sending = False
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """Send what is queued (bounded by ``timeout``), then disconnect."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (
+            (self._outbox or self._sending)
+            and self.connected
+            and asyncio.get_running_loop().time() < deadline
+        ):
+            await asyncio.sleep(0.01)
+        self._closing = True
+        for task in (self._reader, self._writer):
+            if task is not None:
+                task.cancel()
+        for task in (self._reader, self._writer):
+            if task is not None:
+                await _quietly(task)
+
+
+async def _quietly(awaitable: object) -> None:
+    with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+        await awaitable  # type: ignore[misc]
