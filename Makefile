@@ -19,12 +19,16 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/overtone start
 
-# Debian packages the end-to-end tests need (headless Chromium); installed when missing.
+# Debian packages the tests need (headless Chromium, redis-server); installed when missing.
+SYSTEM_PACKAGES := chromium:chromium redis-server:redis-server
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "installing chromium (Debian package)"; \
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+		command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 $(E2E_STAMP): $(E2E)/package.json $(E2E)/package-lock.json
 	cd $(E2E) && npm ci --no-audit --no-fund --loglevel=error

@@ -128,6 +128,7 @@ async def open_conns(ctx: Ctx, n: int, channel: str, concurrency: int) -> dict[s
         failed=failed,
         per_second=round(ok / (last - meter.wall)) if ok else 0,
         partial=not finished,
+        ops=ok,
     )
 
 
@@ -190,6 +191,7 @@ async def fanout(ctx: Ctx, events: int, window: int, triggers: int = 4) -> dict[
         per_second=round(st.counted / elapsed) if elapsed > 0 else 0,
         trigger_errors=counts["bad"],
         partial=not finished,
+        ops=st.counted,
     )
 
 
@@ -272,6 +274,7 @@ async def api_rate(ctx: Ctx, inflight: int, seconds: float) -> dict[str, Any]:
         errors=counts["bad"],
         per_second=round(counts["ok"] / elapsed),
         partial=not finished,
+        ops=counts["ok"],
     )
 
 

@@ -87,18 +87,22 @@ class Meter:
         self.wall, self.cpu, self.server = time.perf_counter(), own_cpu(), cpu_of(server_pid)
         self.machine = machine_cpu()
 
-    def result(self, **figures: Any) -> dict[str, Any]:
+    def result(self, ops: int | None = None, **figures: Any) -> dict[str, Any]:
+        """The figures plus CPU readings; with ``ops``, also the server's CPU microseconds per
+        operation (``server_us_per_op``), a figure a saturated client cannot cap."""
         client, server = own_cpu() - self.cpu, max(0.0, cpu_of(self.pid) - self.server)
         wall = time.perf_counter() - self.wall
         now = machine_cpu()
         spent = {key: now[key] - self.machine.get(key, 0.0) for key in now}
-        return {
-            **figures,
-            "wall": round(wall, 3),
-            "client_cpu": round(client, 3),
-            "server_cpu": round(server, 3),
-            "other_cpu": round(max(0.0, spent.get("busy", 0.0) - client - server), 3),
-            "softirq": round(spent.get("softirq", 0.0), 3),
-            "core0_busy": round(spent.get("core0", 0.0) / wall, 2) if wall else None,
-            "core1_busy": round(spent.get("core1", 0.0) / wall, 2) if wall else None,
-        }
+        figures.update(
+            wall=round(wall, 3),
+            client_cpu=round(client, 3),
+            server_cpu=round(server, 3),
+            other_cpu=round(max(0.0, spent.get("busy", 0.0) - client - server), 3),
+            softirq=round(spent.get("softirq", 0.0), 3),
+            core0_busy=round(spent.get("core0", 0.0) / wall, 2) if wall else None,
+            core1_busy=round(spent.get("core1", 0.0) / wall, 2) if wall else None,
+        )
+        if ops is not None:
+            figures["server_us_per_op"] = round(server / ops * 1e6, 2) if ops else None
+        return figures

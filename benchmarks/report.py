@@ -61,6 +61,7 @@ def ratio(a: Any, b: Any) -> str:
 Row = tuple[str, str, str, int, Callable[[float, float | None], bool] | None, str]
 ROWS: list[Row] = [
     ("connect+subscribe /s", "connect", "per_second", 0, lambda o, r: o >= 8000, ">= 8000"),
+    ("  server CPU us per connection", "connect", "server_us_per_op", 1, None, ""),
     ("server RSS per idle conn KB", "rss", "kb_per_conn", 2, lambda o, r: o <= 4.0, "<= 4 KB"),
     (
         "fan-out deliveries /s",
@@ -70,6 +71,7 @@ ROWS: list[Row] = [
         lambda o, r: r is not None and o >= 0.9 * r,
         ">= 0.9x ref",
     ),
+    ("  server CPU us per delivery", "fanout", "server_us_per_op", 2, None, ""),
     ("latency p50 ms (100 subs, 20/s)", "latency", "p50_ms", 3, None, ""),
     ("latency p99 ms (100 subs, 20/s)", "latency", "p99_ms", 3, lambda o, r: o <= 2.5, "<= 2.5"),
     (
@@ -80,6 +82,7 @@ ROWS: list[Row] = [
         lambda o, r: o >= 15000,
         ">= 15000",
     ),
+    ("  server CPU us per request", "api", "server_us_per_op", 1, None, ""),
 ]
 
 
@@ -135,7 +138,8 @@ def table(n: int, runs: Runs) -> str:
         ]
         line = f"{label:<34}{cells[0]:>12}{cells[1]:>12}{ratio(*values):>7}  "
         line += f"{verdict(row, *values):<17}"
-        line += f"{cpu(picked[0][1], phase):>30}{cpu(picked[1][1], phase):>18}"
+        if not label.startswith(" "):  # indented rows derive from the row above
+            line += f"{cpu(picked[0][1], phase):>30}{cpu(picked[1][1], phase):>18}"
         lines.append(line)
     return "\n".join(lines + notes(runs))
 

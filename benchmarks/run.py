@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.hold is None:  # past activity_timeout + the 30 s pong wait, unless quick
         args.hold = args.activity_timeout + (7.0 if args.quick else 35.0)
     counts = [int(c) for c in args.connections.split(",") if c.strip()]
+    if args.hold <= args.activity_timeout:
+        print(f"note: hold {args.hold:.0f} s <= activity timeout: no server ping will be seen")
     servers = ["overtone", "reference"] if args.target == "both" else [args.target]
     if args.pin and (shutil.which("taskset") is None or (os.cpu_count() or 1) < 2):
         print("taskset or a second core missing: running unpinned", flush=True)
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         output.append(hold_table(max(counts), args.hold, held))
     print("\n" + "\n\n".join(output))
     print(
-        "\nratio = overtone / reference (lower is better for RSS and latency); * = partial;"
+        "\nratio = overtone / reference (lower is better for RSS, latency, CPU us); * = partial;"
         " ~ = other processes were busy during that phase (medians skip such runs if they can)."
         "\ncpu cli/srv/wall: load-client CPU s / server CPU s / wall s of that phase; a client"
         " CPU near wall means the client, not the server, was the limit."

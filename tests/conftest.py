@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from support.redis_server import RedisServer, start_redis
 from support.servers import ServerProcess, start_server
 
 
@@ -19,3 +20,11 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     proc = start_server(tmp_path)
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real ``redis-server`` on a free port (skipped when the binary is missing)."""
+    server = start_redis(tmp_path)
+    yield server
+    server.stop()

@@ -190,3 +190,16 @@ def test_broker_outage_then_recovery_rebuilds_state() -> None:
     bus.pump()
     assert sorted(hub_of(a).user_ids("presence-r")) == ["x", "y"]
     assert [m["event"] for m in x.take()] == ["pusher_internal:member_added"]
+
+
+def test_simultaneous_joins_on_two_nodes_converge_through_member_added() -> None:
+    bus = Bus()
+    a, b = bus.add("a"), bus.add("b")
+    x, y = client_on(bus, a), client_on(bus, b)
+    x.subscribe("presence-race", {"user_id": "x"})
+    y.subscribe("presence-race", {"user_id": "y"})  # before a's join reached b
+    assert json.loads(x.take()[0]["data"])["presence"]["ids"] == ["x"]
+    assert json.loads(y.take()[0]["data"])["presence"]["ids"] == ["y"]
+    bus.pump()
+    assert [m["data"]["user_id"] for m in x.take()] == ["y"]
+    assert [m["data"]["user_id"] for m in y.take()] == ["x"]

@@ -218,3 +218,12 @@ def test_prefix_signatures_with_and_without_prefix() -> None:
     without = signed("GET", "/realtime/apps/1/channels", sign_path="/apps/1/channels")
     assert api.handle("GET", with_prefix, b"", 0, now).status == 200
     assert api.handle("GET", without, b"", 0, now).status == 200
+
+
+def test_terminate_connections_as_the_python_sdk_sends_it() -> None:
+    api = make_api()
+    c = FakeClient(api.node.hub(APP)).connect()
+    c.subscribe("presence-x", {"user_id": "bad"})
+    assert call(api, "POST", "/users/bad/terminate_connections", {}) == (200, {})
+    assert c.closed_with is not None and c.closed_with[0] == 4009
+    assert call(api, "POST", "/users/bad/terminate_connections", {}, app=DISABLED)[0] == 403

@@ -80,8 +80,15 @@ class FakeClient:
 
 def auth_for(hub: Hub, socket_id: str, channel: str, channel_data: str | None = None) -> str:
     """The ``auth`` an app's auth endpoint would return."""
+    return auth_for_secret(hub.app.key, hub.app.secret, socket_id, channel, channel_data)
+
+
+def auth_for_secret(
+    key: str, secret: str, socket_id: str, channel: str, channel_data: str | None = None
+) -> str:
+    """The ``auth`` for a channel subscription, signed with ``secret``."""
     message = f"{socket_id}:{channel}" + (f":{channel_data}" if channel_data else "")
-    return f"{hub.app.key}:{sign(hub.app.secret, message)}"
+    return f"{key}:{sign(secret, message)}"
 
 
 def signin_data(hub: Hub, socket_id: str, user_data: dict[str, Any]) -> dict[str, str]:

@@ -10,6 +10,8 @@ implementation and checked by ``tests/cluster/test_broker_contract.py``:
   publisher may or may not receive its own envelope (the coordinator ignores it).
 - While disconnected, :meth:`Broker.publish` drops envelopes (``dropped`` counts them).
 - :meth:`Broker.close` sends what is queued (bounded by ``timeout``), then disconnects.
+- :meth:`Broker.peers` counts the other brokers listening (used to wait for their state
+  before accepting connections).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ class Broker(Protocol):
 
     async def close(self, timeout: float = 2.0) -> None:
         """Flush, then disconnect."""
+
+    async def peers(self) -> int:
+        """How many other brokers listen on the channel now (0 if unknown)."""
 
 
 BrokerFactory = Callable[[OnMessage, OnConnected], Broker]

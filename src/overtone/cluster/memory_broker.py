@@ -57,3 +57,6 @@ class MemoryBroker:
         if self in self.bus.brokers:
             self.bus.brokers.remove(self)
         self.connected = False
+
+    async def peers(self) -> int:
+        return len(self.bus.brokers) - 1 if self.connected else 0

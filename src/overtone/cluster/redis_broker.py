@@ -126,6 +126,17 @@ class RedisBroker:
             finally:
                 self._sending = False
 
+    async def peers(self) -> int:
+        """Other subscribers of the channel (``PUBSUB NUMSUB``), 0 if Redis is away."""
+        client = self._client
+        if client is None:
+            return 0
+        try:
+            counts = await client.pubsub_numsub(self.channel)
+        except (RedisError, OSError):
+            return 0
+        return max(int(counts[0][1]) - 1, 0) if counts else 0
+
     async def close(self, timeout: float = 2.0) -> None:
         """Send what is queued (bounded by ``timeout``), then disconnect."""
         deadline = asyncio.get_running_loop().time() + timeout

@@ -69,6 +69,16 @@ class Api:
         if path == "/up":
             return Response(200, HEALTH) if method in ("GET", "HEAD") else _error(405, "Use GET")
         parts = path.strip("/").split("/")
+        try:
+            params = parse_qsl(query, keep_blank_values=True, strict_parsing=False)
+        except ValueError:
+            return _error(400, "Malformed query string")
+        if len(parts) == 3 and parts[0] == "users":
+            # pusher-http-python sends terminate_connections without /apps/{id}: the app
+            # is the one whose key signed the request.
+            app_key = dict(params).get("auth_key", "")
+            found = self.node.registry.by_key(app_key)
+            parts = ["apps", found.id if found else "", *parts]
         if len(parts) < 3 or parts[0] != "apps":
             return _error(404, f"No route for {raw_path[:200]}")
         route = _route(parts[2:])
@@ -80,10 +90,6 @@ class Api:
         app = self.node.registry.by_id(unquote(parts[1]))
         if app is None:
             return _error(404, f"Unknown app id {unquote(parts[1])[:64]!r}")
-        try:
-            params = parse_qsl(query, keep_blank_values=True, strict_parsing=False)
-        except ValueError:
-            return _error(400, "Malformed query string")
         paths = (raw_path, path) if raw_path != path else (raw_path,)
         problem = request_auth_error(
             app, method, paths, params, body, wall_time, self.signature_window
@@ -158,7 +164,7 @@ class Api:
         return _ok({})
 
     def _connections(self, call: Call) -> Response:
-        return _ok({"connections": len(call.hub.sessions)})
+        return _ok({"connections": call.hub.connection_count()})
 
 
 def _route(rest: list[str]) -> tuple[str, str, str] | None:

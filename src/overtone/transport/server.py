@@ -24,6 +24,9 @@ from overtone.transport.debug import debug_writer
 
 log = logging.getLogger("overtone.server")
 
+CLUSTER_JOIN_WAIT = 3.0
+"""Seconds a starting node waits for the broker and the other nodes' state."""
+
 WRITE_HIGH_WATER = 64 * 1024
 """Bytes buffered in user space before a connection counts as slow and gets guarded writes."""
 
@@ -78,9 +81,11 @@ class Server:
         return self._port
 
     async def start(self, sock: socket.socket | None = None) -> None:
-        """Bind (or adopt ``sock``) and start serving."""
+        """Join the cluster (when scaling), then bind (or adopt ``sock``) and serve."""
         loop = asyncio.get_running_loop()
         ctx = self.ctx = ServerContext(self.settings, self.node, self.api, loop)
+        if self.settings.scaling is not None or self.broker_factory is not None:
+            await self._join_cluster(self.settings.scaling or Scaling(redis_url=""))
         if sock is not None:
             self._server = await loop.create_server(
                 lambda: Connection(ctx), sock=sock, backlog=4096
@@ -96,8 +101,6 @@ class Server:
             )
         self._port = int(self._server.sockets[0].getsockname()[1])
         self._ticker = loop.create_task(self._tick())
-        if self.settings.scaling is not None or self.broker_factory is not None:
-            await self._join_cluster(self.settings.scaling or Scaling(redis_url=""))
 
     async def _join_cluster(self, scaling: Scaling) -> None:
         loop = asyncio.get_running_loop()
@@ -139,6 +142,21 @@ class Server:
                 display_url=scaling.redacted_url(),
             )
         await self.broker.start()
+        await self._await_cluster_state(coordinator, self.broker)
+
+    async def _await_cluster_state(self, coordinator: Coordinator, broker: Broker) -> None:
+        """Before listening, wait (bounded) to hear every other node's state, so the first
+        clients see cluster-wide presence. Redis being away only delays the start."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLUSTER_JOIN_WAIT
+        while not broker.connected and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        if not broker.connected:
+            log.warning("starting without the cluster: the broker is not reachable yet")
+            return
+        peers = await broker.peers()
+        while len(coordinator.last_seen) < peers and loop.time() < deadline:
+            await asyncio.sleep(0.01)
 
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
