@@ -140,7 +140,7 @@ def table(n: int, runs: Runs) -> str:
         line += f"{verdict(row, *values):<17}"
         if not label.startswith(" "):  # indented rows derive from the row above
             line += f"{cpu(picked[0][1], phase):>30}{cpu(picked[1][1], phase):>18}"
-        lines.append(line)
+        lines.append(line.rstrip())
     return "\n".join(lines + notes(runs))
 
 

@@ -54,6 +54,7 @@ class Settings:
     tick_interval: float = 1.0
     workers: int = 1
     scaling: Scaling | None = None
+    metrics_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +336,7 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
         shutdown_timeout=env.get("OVERTONE_SHUTDOWN_TIMEOUT", 10.0, _float(0.1)),
         tick_interval=env.get("OVERTONE_TICK_INTERVAL", 1.0, _float(0.01)),
         workers=env.get("OVERTONE_WORKERS", 1, _int(1)),
+        metrics_token=env.raw("OVERTONE_METRICS_TOKEN"),
         scaling=_scaling(env),
     )
     if settings.port > 65_535:

@@ -31,6 +31,7 @@ from overtone.protocol.errors import PusherError
 from overtone.protocol.frames import encode_frame
 from overtone.protocol.signin import parse_signin
 from overtone.session import CloseWith, Session, WriteFrame
+from overtone.stats import AppStats
 
 PING_FRAME = encode_frame(messages.PING)
 PONG_FRAME = encode_frame(messages.PONG)
@@ -51,6 +52,7 @@ class Hub:
         self.cache = EventCache(app.cache_ttl)
         self.watchlists: Watchlists[Session] = Watchlists()
         self.remote = RemoteApp()
+        self.stats = AppStats()
         self.emit: Emit | None = None
         """Set by the cluster layer; ``None`` on a single node (nothing to tell anyone)."""
 
@@ -62,17 +64,18 @@ class Hub:
         """Accept a new connection, or refuse it (error frame + close) and return ``None``."""
         refusal = self._refusal(origin)
         if refusal is not None:
-            write(encode_frame(messages.error(refusal)))
+            frame = encode_frame(messages.error(refusal))
+            write(frame)
+            self._count_error(refusal, frame)
             close(refusal.code or 4200, refusal.message)
             return None
         session = Session(self._new_socket_id(), write, close, now)
         self.sessions[session.socket_id] = session
+        self.stats.connections_opened += 1
         if self.emit is not None:
             self.emit({"t": "conn", "d": 1})
-        write(
-            encode_frame(
-                messages.connection_established(session.socket_id, self.app.activity_timeout)
-            )
+        self._send(
+            session, messages.connection_established(session.socket_id, self.app.activity_timeout)
         )
         return session
 
@@ -92,6 +95,7 @@ class Hub:
             return
         session.closed = True
         del self.sessions[session.socket_id]
+        self.stats.connections_closed += 1
         for name in list(session.channels):
             self._leave(session, name)
         if session.user_id is not None:
@@ -103,7 +107,7 @@ class Hub:
         """Send ``err``, close with its code, and forget the session at once."""
         if session.closed:
             return
-        session.write(encode_frame(messages.error(err)))
+        self._send_error(session, err)
         self.disconnect(session)
         session.close(err.code or 4200, err.message)
 
@@ -126,6 +130,7 @@ class Hub:
             elif now - session.last_seen >= idle:
                 session.ping_sent = now
                 session.write(PING_FRAME)
+                self.stats.sent(PING_FRAME)
         self.cache.sweep(now)
 
     # -- messages from clients ------------------------------------------------------------
@@ -134,14 +139,18 @@ class Hub:
         """Handle one text message from ``session``'s client."""
         session.last_seen = now
         session.ping_sent = None
+        stats = self.stats
+        stats.messages_in += 1
+        stats.bytes_in += len(text)
         message = messages.decode(text)
         if message is None:
-            session.write(encode_frame(messages.error(errors.INVALID_MESSAGE)))
+            self._send_error(session, errors.INVALID_MESSAGE)
             return
         event: str = message["event"]
         data = message.get("data")
         if event == "pusher:ping":
             session.write(PONG_FRAME)
+            stats.sent(PONG_FRAME)
         elif event == "pusher:pong":
             pass
         elif event == "pusher:subscribe":
@@ -154,18 +163,17 @@ class Hub:
         elif event.startswith("client-"):
             self._client_event(session, event, message.get("channel"), data, now)
         else:
-            session.write(encode_frame(messages.error(errors.INVALID_MESSAGE)))
+            self._send_error(session, errors.INVALID_MESSAGE)
 
     def _subscribe(self, session: Session, data: object, now: float) -> None:
         if not isinstance(data, dict):
-            session.write(encode_frame(messages.error(errors.INVALID_MESSAGE)))
+            self._send_error(session, errors.INVALID_MESSAGE)
             return
         name = data.get("channel")
         try:
             member = check_subscription(self.app, session, data, self.presence_members)
         except SubscriptionRefused as refused:
-            error = messages.subscription_error(name, refused.message, refused.status)
-            session.write(encode_frame(error))
+            self._send(session, messages.subscription_error(name, refused.message, refused.status))
             return
         assert isinstance(name, str)
         channel = self.channels.get(name)
@@ -180,13 +188,12 @@ class Hub:
                 self._join(channel, session, member[0], member[1])
         if channel.roster is not None:
             snapshot = messages.encode({"presence": self.presence_snapshot(name)}) or b"{}"
-            session.write(encode_frame(messages.subscription_succeeded(name, snapshot.decode())))
+            self._send(session, messages.subscription_succeeded(name, snapshot.decode()))
         else:
-            session.write(encode_frame(messages.subscription_succeeded(name)))
+            self._send(session, messages.subscription_succeeded(name))
         if channel.kind.cache:
             cached = self.cache.get(name, now)
-            payload = cached if cached is not None else messages.cache_miss(name)
-            session.write(encode_frame(payload))
+            self._send(session, cached if cached is not None else messages.cache_miss(name))
 
     def _join(self, channel: Channel[Session], session: Session, user_id: str, info: Any) -> None:
         assert channel.roster is not None
@@ -239,11 +246,11 @@ class Hub:
     ) -> None:
         app = self.app
         if not isinstance(name, str) or name_error(name) is not None or len(event) > 200:
-            session.write(encode_frame(messages.error(errors.INVALID_MESSAGE)))
+            self._send_error(session, errors.INVALID_MESSAGE)
             return
         refusal = self._client_event_refusal(session, name)
         if refusal is not None:
-            session.write(encode_frame(messages.error(refusal)))
+            self._send_error(session, refusal)
             return
         limit = app.rate_limit
         if limit.enabled and not session.allow_client_event(
@@ -252,7 +259,7 @@ class Hub:
             if limit.terminate:
                 self.close_session(session, errors.RATE_LIMITED)
             else:
-                session.write(encode_frame(messages.error(errors.RATE_LIMITED)))
+                self._send_error(session, errors.RATE_LIMITED)
             return
         channel = self.channels.get(name)
         user_id = None
@@ -260,7 +267,7 @@ class Hub:
             user_id = channel.roster.by_socket.get(session.socket_id)
         payload = messages.event(event, name, data, user_id)
         if payload is None:
-            session.write(encode_frame(messages.error(errors.INVALID_MESSAGE)))
+            self._send_error(session, errors.INVALID_MESSAGE)
             return
         self.deliver(name, payload, session.socket_id, now)
         if self.emit is not None:
@@ -292,13 +299,11 @@ class Hub:
         sessions = self.users.setdefault(user_id, set())
         first_here = not sessions
         sessions.add(session)
-        session.write(
-            encode_frame(messages.plain_event("pusher:signin_success", {"user_data": user_data}))
-        )
+        self._send(session, messages.plain_event("pusher:signin_success", {"user_data": user_data}))
         self.watchlists.watch(session, watchlist)
         online = [uid for uid in watchlist if self.is_online(uid)]
         if online:
-            session.write(encode_frame(_watchlist_event("online", online)))
+            self._send(session, _watchlist_event("online", online))
         if self.emit is not None:
             self.emit({"t": "in", "u": user_id})
         if first_here and user_id not in self.remote.users:
@@ -330,6 +335,7 @@ class Hub:
             frame = encode_frame(_watchlist_event(status, [user_id]))
             for watcher in watchers:
                 watcher.write(frame)
+            self.stats.sent(frame, len(watchers))
 
     # -- publishing -----------------------------------------------------------------------
 
@@ -352,17 +358,32 @@ class Hub:
         if channel is not None:
             self._fan_out(channel, encode_frame(payload), exclude)
 
-    @staticmethod
-    def _fan_out(channel: Channel[Session], frame: bytes, exclude: str | None) -> None:
+    def _fan_out(self, channel: Channel[Session], frame: bytes, exclude: str | None) -> None:
         subscribers = channel.subscribers
         if exclude is None or exclude not in subscribers:
             # The hot loop: one pre-encoded frame written to every subscriber.
             for session in subscribers.values():
                 session.write(frame)
+            self.stats.sent(frame, len(subscribers))
         else:
             for socket_id, session in subscribers.items():
                 if socket_id != exclude:
                     session.write(frame)
+            self.stats.sent(frame, len(subscribers) - 1)
+
+    def _send(self, session: Session, payload: bytes) -> None:
+        frame = encode_frame(payload)
+        session.write(frame)
+        self.stats.sent(frame)
+
+    def _send_error(self, session: Session, err: PusherError) -> None:
+        frame = encode_frame(messages.error(err))
+        session.write(frame)
+        self._count_error(err, frame)
+
+    def _count_error(self, err: PusherError, frame: bytes) -> None:
+        self.stats.sent(frame)
+        self.stats.errors[err.code or 0] += 1
 
     def terminate_user(self, user_id: str, *, tell_cluster: bool = True) -> int:
         """Close every connection signed in, or present in a presence channel, as ``user_id``.

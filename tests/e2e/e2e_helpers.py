@@ -8,7 +8,7 @@ import queue
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -37,8 +37,16 @@ def node() -> str:
     return found
 
 
-def scenario_env(server: ServerProcess, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment a scenario reads the server address and credentials from."""
+def scenario_env(
+    server: ServerProcess,
+    extra: dict[str, str] | None = None,
+    peers: Sequence[ServerProcess] = (),
+) -> dict[str, str]:
+    """The environment a scenario reads the server address and credentials from.
+
+    With ``peers`` (the other nodes of a cluster), ``OVERTONE_PORTS`` lists every node's port,
+    ``server`` (node 0) first.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("OVERTONE_")}
     if "OVERTONE_TEST_TIMEOUT_SCALE" in os.environ:
         env["OVERTONE_TEST_TIMEOUT_SCALE"] = os.environ["OVERTONE_TEST_TIMEOUT_SCALE"]
@@ -51,6 +59,8 @@ def scenario_env(server: ServerProcess, extra: dict[str, str] | None = None) -> 
             "OVERTONE_APP_SECRET": server.secret,
         }
     )
+    if peers:
+        env["OVERTONE_PORTS"] = ",".join(str(node.port) for node in (server, *peers))
     env.update(extra or {})
     return env
 
@@ -68,11 +78,18 @@ def _last_json(stdout: str) -> Json | None:
     return None
 
 
-def _failure(name: str, code: int | None, stdout: str, stderr: str, server: ServerProcess) -> str:
-    return (
-        f"scenario {name} exited with {code}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-        f"\n--- server log\n{server.log()}"
+def _failure(
+    name: str,
+    code: int | None,
+    stdout: str,
+    stderr: str,
+    server: ServerProcess,
+    peers: Sequence[ServerProcess] = (),
+) -> str:
+    logs = "".join(
+        f"\n--- server log (port {node.port})\n{node.log()}" for node in (server, *peers)
     )
+    return f"scenario {name} exited with {code}\n--- stdout\n{stdout}\n--- stderr\n{stderr}{logs}"
 
 
 def run_scenario(
@@ -80,12 +97,16 @@ def run_scenario(
     name: str,
     timeout: float = 30,
     extra_env: dict[str, str] | None = None,
+    peers: Sequence[ServerProcess] = (),
 ) -> Json:
-    """Run ``node scenarios/{name}.mjs`` to the end; return its JSON result (must be ok)."""
+    """Run ``node scenarios/{name}.mjs`` to the end; return its JSON result (must be ok).
+
+    ``peers``: the other nodes of a cluster (see :func:`scenario_env`).
+    """
     completed = subprocess.run(
         [node(), str(SCENARIOS / f"{name}.mjs")],
         cwd=E2E_DIR,
-        env=scenario_env(server, extra_env),
+        env=scenario_env(server, extra_env, peers),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -93,7 +114,9 @@ def run_scenario(
         check=False,
     )
     result = _last_json(completed.stdout)
-    details = _failure(name, completed.returncode, completed.stdout, completed.stderr, server)
+    details = _failure(
+        name, completed.returncode, completed.stdout, completed.stderr, server, peers
+    )
     assert completed.returncode == 0, details
     assert result is not None and result.get("ok") is True, details
     return result
@@ -103,16 +126,21 @@ class Scenario:
     """A scenario that stops at ``{"stage": ...}`` lines until the Python side resumes it."""
 
     def __init__(
-        self, server: ServerProcess, name: str, extra_env: dict[str, str] | None = None
+        self,
+        server: ServerProcess,
+        name: str,
+        extra_env: dict[str, str] | None = None,
+        peers: Sequence[ServerProcess] = (),
     ) -> None:
         self.server = server
+        self.peers = peers
         self.name = name
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stdout: list[str] = []
         self.process = subprocess.Popen(
             [node(), str(SCENARIOS / f"{name}.mjs")],
             cwd=E2E_DIR,
-            env=scenario_env(server, extra_env),
+            env=scenario_env(server, extra_env, peers),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -140,6 +168,7 @@ class Scenario:
             "".join(self.stdout),
             "".join(self._stderr),
             self.server,
+            self.peers,
         )
 
     def wait_stage(self, stage: str, timeout: float = 15) -> Json:

@@ -36,6 +36,7 @@ from overtone.protocol.frames import (
 from overtone.protocol.handshake import check_upgrade, response_101
 from overtone.session import Session
 from overtone.transport.http import error_response, response
+from overtone.transport.ops import route_kind
 
 if TYPE_CHECKING:
     from overtone.transport.server import ServerContext
@@ -207,9 +208,21 @@ class Connection(asyncio.Protocol):
             self._handshake(parser, method, target, path[len(ws_prefix) :])
             return
         keep_alive = bool(parser.should_keep_alive()) and not self.ctx.stopping
-        result = self.ctx.api.handle(method, target, self.body, self.ctx.loop.time(), time.time())
-        body = b"" if method == "HEAD" else result.body
-        transport.write(response(result.status, body, keep_alive=keep_alive))
+        ops = self.ctx.ops
+        if ops is not None and ops.handles(path):
+            status, body, content_type = ops.handle(
+                path, target, self.headers.get(b"authorization")
+            )
+        else:
+            started = time.perf_counter()
+            result = self.ctx.api.handle(
+                method, target, self.body, self.ctx.loop.time(), time.time()
+            )
+            status, body, content_type = result.status, result.body, b"application/json"
+            self.ctx.latency.observe(route_kind(path), time.perf_counter() - started, status)
+        if method == "HEAD":
+            body = b""
+        transport.write(response(status, body, keep_alive=keep_alive, content_type=content_type))
         self.url = b""
         self.headers = {}
         self.body = b""
@@ -279,6 +292,7 @@ class Connection(asyncio.Protocol):
             events = frames.feed(data)
         except ProtocolViolation as violation:
             self._websocket_events(violation.events)
+            self.ctx.protocol_closes[violation.close_code] += 1
             if not self.closing:
                 self._drop_session()
                 self._close_websocket(violation.close_code, violation.reason)
@@ -306,6 +320,7 @@ class Connection(asyncio.Protocol):
             elif isinstance(event, CloseReceived):
                 self._close_received(event)
             else:  # a binary message
+                self.ctx.protocol_closes[1003] += 1
                 self._drop_session()
                 self._close_websocket(1003, "Binary frames are not accepted; send JSON text")
 

@@ -8,6 +8,7 @@ import os
 import secrets
 import signal
 import socket
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from overtone.node import Node
 from overtone.protocol import errors
 from overtone.transport.connection import Connection
 from overtone.transport.debug import debug_writer
+from overtone.transport.ops import Latency, OpsHandler
 
 log = logging.getLogger("overtone.server")
 
@@ -42,6 +44,9 @@ class ServerContext:
     connections: set[Connection] = field(default_factory=set)
     stopping: bool = False
     write_high_water: int = WRITE_HIGH_WATER
+    latency: Latency = field(default_factory=Latency)
+    protocol_closes: Counter[int] = field(default_factory=Counter)
+    ops: OpsHandler | None = None
 
     @property
     def ws_prefix(self) -> str:
@@ -84,6 +89,7 @@ class Server:
         """Join the cluster (when scaling), then bind (or adopt ``sock``) and serve."""
         loop = asyncio.get_running_loop()
         ctx = self.ctx = ServerContext(self.settings, self.node, self.api, loop)
+        ctx.ops = OpsHandler(self)
         if self.settings.scaling is not None or self.broker_factory is not None:
             await self._join_cluster(self.settings.scaling or Scaling(redis_url=""))
         if sock is not None:

@@ -38,6 +38,26 @@ export const env = {
   secret: required('OVERTONE_APP_SECRET'),
 };
 
+/**
+ * The ports of the nodes of a cluster: OVERTONE_PORTS (comma-separated, node 0 first), else just
+ * OVERTONE_PORT. Single-node scenarios never look at it.
+ */
+export const ports = (process.env.OVERTONE_PORTS || String(env.port))
+  .split(',')
+  .map((port) => Number(port.trim()));
+
+/** The port of node `index` of OVERTONE_PORTS. */
+export function nodePort(index) {
+  const port = ports[index];
+  if (!Number.isInteger(port) || port <= 0) {
+    fail(`node ${index} is not in OVERTONE_PORTS (${JSON.stringify(ports)})`);
+  }
+  return port;
+}
+
+/** Client options that point pusher-js or laravel-echo at node `index`. */
+export const atNode = (index) => ({ wsPort: nodePort(index) });
+
 export const wsUrl = () =>
   `ws://${env.host}:${env.port}/app/${env.key}?protocol=7&client=js&version=8.4.0`;
 
@@ -205,6 +225,18 @@ export function serverSdk(extra = {}) {
   });
 }
 
+/** The Node server SDK pointed at node `index` of OVERTONE_PORTS. */
+export function sdkAt(index, extra = {}) {
+  return serverSdk({ port: String(nodePort(index)), ...extra });
+}
+
+/** A signed GET on the HTTP API through the Node SDK (`path` after `/apps/{id}`); its JSON. */
+export async function apiGet(sdk, path, params) {
+  const response = await sdk.get({ path, params });
+  check(response.status === 200, `GET ${path} answered ${response.status}`);
+  return response.json();
+}
+
 /** A pusher-js `channelAuthorization` signing with the Node SDK's `authorizeChannel`. */
 export function sdkChannelAuthorization(sdk, channelData) {
   return {
@@ -284,6 +316,20 @@ export function record(label, ...channels) {
       }
     });
   }
+  return inbox;
+}
+
+/**
+ * Record every frame pusher-js hands to its connection (after parsing) whose event matches
+ * `predicate`, including `pusher_internal:*` ones that pusher-js would filter or deduplicate.
+ */
+export function recordFrames(label, client, predicate = () => true) {
+  const inbox = new Inbox(label);
+  client.connection.bind('message', (message) => {
+    if (predicate(message.event)) {
+      inbox.push({ channel: message.channel, event: message.event, data: message.data });
+    }
+  });
   return inbox;
 }
 

@@ -1,0 +1,37 @@
+"""Counters of one app on this node, kept as plain integers on the hot paths.
+
+They are read at scrape time (``/metrics``); incrementing one costs an attribute add, not a
+lock, which is why they are not ``prometheus_client`` metrics themselves.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+
+class AppStats:
+    """Messages and bytes in and out, connections opened and closed, errors by code."""
+
+    __slots__ = (
+        "bytes_in",
+        "bytes_out",
+        "connections_closed",
+        "connections_opened",
+        "errors",
+        "messages_in",
+        "messages_out",
+    )
+
+    def __init__(self) -> None:
+        self.messages_in = 0
+        self.bytes_in = 0
+        self.messages_out = 0
+        self.bytes_out = 0
+        self.connections_opened = 0
+        self.connections_closed = 0
+        self.errors: Counter[int] = Counter()
+
+    def sent(self, frame: bytes, count: int = 1) -> None:
+        """``count`` copies of ``frame`` were written."""
+        self.messages_out += count
+        self.bytes_out += len(frame) * count

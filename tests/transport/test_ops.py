@@ -1,0 +1,74 @@
+"""``/ready`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from overtone.cluster.memory_broker import MemoryBus
+from overtone.config import load_settings
+from overtone.transport.ops import readiness
+from overtone.transport.server import Server
+from support.inprocess import BASE_ENV, start
+from support.rawws import RawClient, frame
+from support.servers import scaled
+
+
+async def get(port: int, path: str, headers: str = "") -> tuple[int, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n".encode())
+    answer = await asyncio.wait_for(reader.read(-1), scaled(5))
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
+
+
+async def test_metrics_count_connections_messages_errors_and_api_calls(live: Server) -> None:
+    client = await RawClient.connect(live.port)
+    await client.established()
+    client.send_json({"event": "pusher:subscribe", "data": {"channel": "m"}})
+    await client.recv_json()
+    client.send(frame(b"not json"))
+    await client.recv_json()
+    client.send(frame(b"\xff"))
+    assert await client.recv_close() == 1007
+    client.close()
+    await get(live.port, "/apps/123456/channels")  # unsigned: 401
+    status, text = await get(live.port, "/metrics")
+    assert status == 200
+    assert 'overtone_connections_opened_total{app="123456"} 1.0' in text
+    assert 'overtone_messages_received_total{app="123456"} 2.0' in text
+    assert 'overtone_errors_total{app="123456",code="4200"} 1.0' in text
+    assert 'overtone_protocol_closes_total{code="1007"} 1.0' in text
+    assert 'overtone_http_api_requests_total{route="channels",status="401"} 1.0' in text
+    assert 'overtone_http_api_seconds_bucket{le="+Inf",route="channels"} 1.0' in text
+    assert "overtone_broker_connected 1.0" in text
+    assert "process_resident_memory_bytes" in text
+
+
+async def test_metrics_token() -> None:
+    server = await start(OVERTONE_METRICS_TOKEN="s3cret")
+    try:
+        assert (await get(server.port, "/metrics"))[0] == 401
+        assert (await get(server.port, "/metrics", "Authorization: Bearer nope\r\n"))[0] == 401
+        assert (await get(server.port, "/metrics", "Authorization: Bearer s3cret\r\n"))[0] == 200
+        assert (await get(server.port, "/metrics?token=s3cret"))[0] == 200
+    finally:
+        await server.shutdown()
+
+
+async def test_ready_follows_the_broker_and_draining() -> None:
+    bus = MemoryBus()
+    server = Server(load_settings(BASE_ENV), broker_factory=bus.broker)
+    await server.start()
+    try:
+        assert await get(server.port, "/ready") == (200, '{"ready":true}')
+        assert (await get(server.port, "/up"))[0] == 200
+        bus.set_up(False)
+        status, body = await get(server.port, "/ready")
+        assert status == 503 and "broker" in body
+        assert (await get(server.port, "/up"))[0] == 200  # liveness is unaffected
+        bus.set_up(True)
+        assert (await get(server.port, "/ready"))[0] == 200
+    finally:
+        await server.shutdown()
+    assert readiness(server)[0] == 503  # draining
