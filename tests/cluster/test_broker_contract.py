@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from overtone.cluster.broker import Broker
-from overtone.cluster.memory_broker import MemoryBus
+from overtone.cluster.memory_broker import MemoryBroker, MemoryBus
 from overtone.cluster.redis_broker import RedisBroker
 from support.redis_server import RedisServer
 from support.servers import scaled
@@ -97,18 +97,20 @@ async def test_outage_drops_then_reconnects_and_says_so(
     factory, redis = make_broker
     a, b = await started(factory), await started(factory)
     assert a.broker is not None and b.broker is not None
-    bus = a.broker.bus if redis is None else None  # type: ignore[attr-defined]
-    if redis is None:
-        bus.set_up(False)
-    else:
-        redis.stop()
+    def outage(up: bool) -> None:
+        if redis is None:
+            assert isinstance(a.broker, MemoryBroker)
+            a.broker.bus.set_up(up)
+        elif up:
+            redis.start()
+        else:
+            redis.stop()
+
+    outage(False)
     await eventually(lambda: not a.broker.connected)  # type: ignore[union-attr]
     a.broker.publish(b"lost")
     assert a.broker.dropped >= 1
-    if redis is None:
-        bus.set_up(True)
-    else:
-        redis.start()
+    outage(True)
     await eventually(lambda: a.connects == 2 and b.connects == 2, timeout=15)
     a.broker.publish(b"after")
     await eventually(lambda: b"after" in b.received)

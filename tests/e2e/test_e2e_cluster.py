@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from e2e.e2e_helpers import Json, Scenario, events, run_scenario
+from e2e.e2e_helpers import Json, events, run_scenario
 from support.rawws import RawClient
 from support.redis_server import RedisServer
 from support.servers import APP_ID, ServerProcess, scaled, start_server
@@ -110,5 +108,28 @@ def test_events_reach_every_node_exactly_once(nodes: list[ServerProcess]) -> Non
     assert received["excluded"] == ["greeting", "marker"], received
     greeting = result["events"]["b"][0]
     assert greeting == {"channel": "news", "event": "greeting", "data": {"text": "hello", "n": 1}}
+    assert set(result["states"].values()) == {"connected"}
+    assert_clean_logs(nodes)
+
+
+def test_client_events_cross_nodes_without_echo(nodes: list[ServerProcess]) -> None:
+    result = run(nodes, "cluster_private")
+
+    received = {name: events(items) for name, items in result["events"].items()}
+    # Each client got the others' client events once, in order, and never its own.
+    assert received == {
+        "a": ["client-from-b", "client-from-c", "server-marker"],
+        "b": ["client-typing", "client-from-c", "server-marker"],
+        "c": ["client-typing", "client-from-b", "server-marker"],
+    }
+    by_event = {item["event"]: item for item in result["events"]["b"]}
+    assert by_event["client-typing"] == {
+        "channel": "private-chat",
+        "event": "client-typing",
+        "data": {"from": "a"},
+    }
+    # data is relayed as the client sent it, here a string.
+    assert by_event["client-from-c"]["data"] == "plain text from c"
+    assert result["events"]["c"][1]["data"] == {"from": "b"}
     assert set(result["states"].values()) == {"connected"}
     assert_clean_logs(nodes)
