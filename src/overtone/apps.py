@@ -11,6 +11,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+WEBHOOK_EVENTS = frozenset(
+    {
+        "channel_occupied",
+        "channel_vacated",
+        "member_added",
+        "member_removed",
+        "client_event",
+        "cache_miss",
+    }
+)
+"""The webhook events of protocol.md §6."""
+
 
 class ClientEventsFrom(StrEnum):
     """Who may send client events (Reverb's ``accept_client_events_from``)."""
@@ -51,6 +63,15 @@ class App:
     cache_ttl: float = 1_800.0
     max_channels_per_trigger: int = 100
     max_batch_size: int = 10
+    webhook_urls: tuple[str, ...] = ()
+    webhook_events: frozenset[str] | None = None
+    """Webhook event names to send (``None``: all of :data:`WEBHOOK_EVENTS`)."""
+
+    def wants_webhook(self, name: str) -> bool:
+        """Whether webhook event ``name`` is configured to be sent for this app."""
+        return bool(self.webhook_urls) and (
+            self.webhook_events is None or name in self.webhook_events
+        )
 
     def origin_allowed(self, origin: str | None) -> bool:
         """Whether a WebSocket ``Origin`` header is allowed (host patterns, ``*`` wildcards).

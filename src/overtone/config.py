@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from dotenv import dotenv_values
 
-from overtone.apps import App, ClientEventsFrom, RateLimit
+from overtone.apps import WEBHOOK_EVENTS, App, ClientEventsFrom, RateLimit
 
 T = TypeVar("T")
 
@@ -170,6 +170,23 @@ def _origins(name: str, value: str) -> tuple[str, ...]:
     return origins
 
 
+def _urls(name: str, value: str) -> tuple[str, ...]:
+    urls = tuple(u.strip() for u in value.split(",") if u.strip())
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{name}: {url!r} is not an http:// or https:// URL")
+    return urls
+
+
+def _webhook_events(name: str, value: str) -> frozenset[str]:
+    names = frozenset(n.strip() for n in value.split(",") if n.strip())
+    unknown = names - WEBHOOK_EVENTS
+    if unknown:
+        choices = ", ".join(sorted(WEBHOOK_EVENTS))
+        raise ConfigError(f"{name}: unknown event(s) {sorted(unknown)}; use: {choices}")
+    return names
+
+
 def _path(name: str, value: str) -> str:
     path = "/" + value.strip("/")
     return "" if path == "/" else path
@@ -209,6 +226,8 @@ def _app_from_env(env: _Env) -> App | None:
             "OVERTONE_PRESENCE_MAX_MEMBERS", base.max_presence_members, _int(1)
         ),
         cache_ttl=env.get("OVERTONE_CACHE_TTL", base.cache_ttl, _float(1)),
+        webhook_urls=env.get("OVERTONE_WEBHOOK_URL", (), _urls),
+        webhook_events=env.get("OVERTONE_WEBHOOK_EVENTS", None, _webhook_events),
     )
 
 
@@ -247,7 +266,12 @@ def _app_from_table(source: str, index: int, table: object) -> App:
     for name, value in table.items():
         if name in ("id", "key", "secret"):
             continue
-        if name == "allowed_origins":
+        if name in ("webhook_urls", "webhook_events"):
+            if not isinstance(value, list) or not all(isinstance(o, str) for o in value):
+                raise ConfigError(f"{where}.{name} must be a list of strings")
+            parse = _urls if name == "webhook_urls" else _webhook_events
+            options[name] = parse(f"{where}.{name}", ",".join(value))
+        elif name == "allowed_origins":
             if not isinstance(value, list) or not all(isinstance(o, str) for o in value):
                 raise ConfigError(f"{where}.allowed_origins must be a list of strings")
             options["allowed_origins"] = tuple(value) or ("*",)

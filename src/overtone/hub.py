@@ -22,7 +22,7 @@ from typing import Any
 from overtone.apps import App, ClientEventsFrom
 from overtone.channels.cache import EventCache
 from overtone.channels.channel import Channel
-from overtone.channels.replica import RemoteApp
+from overtone.channels.replica import OrderedShare, RemoteApp
 from overtone.channels.subscription import SubscriptionRefused, check_subscription
 from overtone.channels.watchlist import Watchlists
 from overtone.protocol import errors, messages
@@ -53,8 +53,12 @@ class Hub:
         self.watchlists: Watchlists[Session] = Watchlists()
         self.remote = RemoteApp()
         self.stats = AppStats()
+        self.ordered = OrderedShare()
+        """This node's own counts as replayed from the broker, in the broker's order."""
         self.emit: Emit | None = None
         """Set by the cluster layer; ``None`` on a single node (nothing to tell anyone)."""
+        self.webhook: Emit | None = None
+        """Set by the transport when the app has webhook URLs; receives webhook events."""
 
     # -- connection lifecycle -------------------------------------------------------------
 
@@ -184,6 +188,8 @@ class Hub:
             channel.subscribers[session.socket_id] = session
             if self.emit is not None:
                 self.emit({"t": "sub", "c": name, "d": 1})
+            if len(channel.subscribers) == 1 and not self.remote.subscription_count(name):
+                self._lifecycle_hook("channel_occupied", channel=name)
             if member is not None and channel.roster is not None:
                 self._join(channel, session, member[0], member[1])
         if channel.roster is not None:
@@ -193,7 +199,11 @@ class Hub:
             self._send(session, messages.subscription_succeeded(name))
         if channel.kind.cache:
             cached = self.cache.get(name, now)
-            self._send(session, cached if cached is not None else messages.cache_miss(name))
+            if cached is None:
+                self._send(session, messages.cache_miss(name))
+                self.hook("cache_miss", channel=name)
+            else:
+                self._send(session, cached)
 
     def _join(self, channel: Channel[Session], session: Session, user_id: str, info: Any) -> None:
         assert channel.roster is not None
@@ -201,6 +211,7 @@ class Hub:
         if self.emit is not None:
             self.emit({"t": "join", "c": channel.name, "u": user_id, "i": info})
         if first_here and user_id not in self.remote.channel_users(channel.name):
+            self._lifecycle_hook("member_added", channel=channel.name, user_id=user_id)
             self.member_event(
                 channel.name,
                 "pusher_internal:member_added",
@@ -225,9 +236,26 @@ class Hub:
             if user_id is not None and self.emit is not None:
                 self.emit({"t": "leave", "c": name, "u": user_id})
             if gone is not None and gone not in self.remote.channel_users(name):
+                self._lifecycle_hook("member_removed", channel=name, user_id=gone)
                 self.member_event(name, "pusher_internal:member_removed", gone)
         if not channel.subscribers:
             del self.channels[name]
+            if not self.remote.subscription_count(name):
+                self._lifecycle_hook("channel_vacated", channel=name)
+
+    def _lifecycle_hook(self, name: str, **fields: Any) -> None:
+        """Occupied/vacated/member webhooks decided locally: only on a single node.
+
+        In a cluster the node whose own change crosses zero in the broker's order sends them
+        (see :func:`overtone.cluster.sync.apply_own`), so each is sent once cluster-wide.
+        """
+        if self.emit is None:
+            self.hook(name, **fields)
+
+    def hook(self, name: str, **fields: Any) -> None:
+        """Queue webhook event ``name`` if the app wants it (never blocks)."""
+        if self.webhook is not None and self.app.wants_webhook(name):
+            self.webhook({"name": name, **fields})
 
     def member_event(
         self, name: str, event: str, user_id: str, info: Any = None, exclude: str | None = None
@@ -272,6 +300,16 @@ class Hub:
         self.deliver(name, payload, session.socket_id, now)
         if self.emit is not None:
             self.emit({"t": "ev", "c": name, "p": payload.decode(), "x": session.socket_id})
+        if self.webhook is not None and self.app.wants_webhook("client_event"):
+            fields: dict[str, Any] = {
+                "channel": name,
+                "event": event,
+                "data": data if isinstance(data, str) else messages.encode_text(data),
+                "socket_id": session.socket_id,
+            }
+            if user_id is not None:
+                fields["user_id"] = user_id
+            self.hook("client_event", **fields)
 
     def _client_event_refusal(self, session: Session, name: str) -> PusherError | None:
         if self.app.client_events_from is ClientEventsFrom.NONE:

@@ -203,3 +203,41 @@ def test_simultaneous_joins_on_two_nodes_converge_through_member_added() -> None
     bus.pump()
     assert [m["data"]["user_id"] for m in x.take()] == ["y"]
     assert [m["data"]["user_id"] for m in y.take()] == ["x"]
+
+
+def test_lifecycle_webhooks_are_sent_once_even_when_nodes_race() -> None:
+    bus = Bus()
+    app = replace(APP, webhook_urls=("http://127.0.0.1:1/hooks",))
+    a, b = bus.add("a", app), bus.add("b", app)
+    sent: list[tuple[str, dict[str, object]]] = []
+    for name, node in (("a", a), ("b", b)):
+        hub_of(node).webhook = lambda event, name=name: sent.append((name, event))
+    x, y = client_on(bus, a), client_on(bus, b)
+    x.subscribe("presence-w", {"user_id": "same"})
+    y.subscribe("presence-w", {"user_id": "same"})  # both before either message travelled
+    bus.pump()
+    x.disconnect()
+    y.disconnect()  # both leave at once too
+    bus.pump()
+    names = sorted(str(event["name"]) for _, event in sent)
+    assert names == ["channel_occupied", "channel_vacated", "member_added", "member_removed"]
+
+
+def test_a_dead_nodes_channels_are_vacated_by_one_survivor() -> None:
+    bus = Bus()
+    app = replace(APP, webhook_urls=("http://127.0.0.1:1/hooks",))
+    a, b, c = bus.add("a", app), bus.add("b", app), bus.add("c", app)
+    sent: list[tuple[str, dict[str, object]]] = []
+    for name, node in (("a", a), ("b", b), ("c", c)):
+        hub_of(node).webhook = lambda event, name=name: sent.append((name, event))
+    doomed = client_on(bus, c)
+    doomed.subscribe("presence-d", {"user_id": "z"})
+    bus.pump()
+    sent.clear()
+    bus.kill(c)
+    for _ in range(5):  # heartbeats keep a and b alive while c times out
+        bus.advance(5)
+    assert sorted((who, str(e["name"])) for who, e in sent) == [
+        ("a", "channel_vacated"),
+        ("a", "member_removed"),
+    ]

@@ -169,7 +169,8 @@ class RemoteApp:
         if old is not None:
             self.connections -= old.connections
             for channel, count in old.channels.items():
-                _adjust(self.channels, channel, -count)
+                if _adjust(self.channels, channel, -count) == -1:
+                    changes.channels_gone.add(channel)
             for (channel, user_id), (_, count) in old.members.items():
                 users = self.members.get(channel, {})
                 if _adjust(users, user_id, -count) == -1:
@@ -184,7 +185,8 @@ class RemoteApp:
             self.shares[node] = new
             self.connections += new.connections
             for channel, count in new.channels.items():
-                _adjust(self.channels, channel, count)
+                if _adjust(self.channels, channel, count) == 1:
+                    changes.channels_added.add(channel)
             for (channel, user_id), (info, count) in new.members.items():
                 self.member_info[(channel, user_id)] = info
                 if _adjust(self.members.setdefault(channel, {}), user_id, count) == 1:
@@ -204,12 +206,49 @@ class Changes:
     members_gone: set[MemberKey] = field(default_factory=set)
     users_added: set[str] = field(default_factory=set)
     users_gone: set[str] = field(default_factory=set)
+    channels_added: set[str] = field(default_factory=set)
+    channels_gone: set[str] = field(default_factory=set)
 
     def cancel_out(self) -> None:
         """Drop transitions that happened both ways (gone, then back)."""
+        again = self.channels_added & self.channels_gone
+        self.channels_added -= again
+        self.channels_gone -= again
         both = self.members_added & self.members_gone
         self.members_added -= both
         self.members_gone -= both
         back = self.users_added & self.users_gone
         self.users_added -= back
         self.users_gone -= back
+
+
+@dataclass
+class OrderedShare:
+    """A node's own subscription and presence counts, changed only when its messages come
+    back from the broker, so that they sit in the same order as everyone else's."""
+
+    channels: dict[str, int] = field(default_factory=dict)
+    members: dict[MemberKey, int] = field(default_factory=dict)
+
+    def reset(self, share: Share) -> None:
+        """Start again from a whole share (our own ``hello``)."""
+        self.channels = dict(share.channels)
+        self.members = {key: count for key, (_, count) in share.members.items()}
+
+    def subscribe(self, channel: str, delta: int) -> int:
+        """Apply a subscription change; return the new count."""
+        count = max(self.channels.get(channel, 0) + delta, 0)
+        if count:
+            self.channels[channel] = count
+        else:
+            self.channels.pop(channel, None)
+        return count
+
+    def member(self, key: MemberKey, delta: int) -> int:
+        """Apply a presence connection change; return the new count."""
+        count = max(self.members.get(key, 0) + delta, 0)
+        if count:
+            self.members[key] = count
+        else:
+            self.members.pop(key, None)
+        return count

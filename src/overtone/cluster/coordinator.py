@@ -12,6 +12,9 @@ id ``""``:
   ``member_removed`` and watchlist ``offline`` events that implies.
 - ``bye``: a node shutting down cleanly; it is forgotten at once.
 
+A node also reads its own envelopes back: they tell it where its own changes sit in the
+broker's order, which decides the webhooks that must be sent once cluster-wide.
+
 Outgoing messages are queued and sent in one envelope per :meth:`Coordinator.flush`; the
 transport calls ``flush`` soon after ``wake`` fires, so a burst costs one broker message.
 """
@@ -25,7 +28,7 @@ from typing import Any
 import orjson
 
 from overtone.channels.replica import Share
-from overtone.cluster.sync import apply, local_share, replace_share
+from overtone.cluster.sync import apply, apply_own, local_share, replace_share
 from overtone.hub import Hub
 from overtone.node import Node
 
@@ -106,8 +109,10 @@ class Coordinator:
     def _forget(self, node: str) -> None:
         self.last_seen.pop(node, None)
         self._asked.discard(node)
+        # The surviving node with the smallest id speaks for the one that is gone.
+        responsible = self.node_id <= min(self.last_seen, default=self.node_id)
         for hub in self.hubs.values():
-            replace_share(hub, node, None)
+            replace_share(hub, node, None, responsible=responsible)
 
     # -- incoming ------------------------------------------------------------------------
 
@@ -120,7 +125,10 @@ class Coordinator:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             log.warning("ignoring a malformed cluster message")
             return
-        if sender == self.node_id or not isinstance(messages, list):
+        if not isinstance(messages, list):
+            return
+        if sender == self.node_id:
+            self._own(messages)
             return
         sender = str(sender)
         known = sender in self.last_seen
@@ -139,6 +147,21 @@ class Coordinator:
         if not known and not introduced and sender not in self._asked:
             self._asked.add(sender)  # we missed its hello: ask everyone for their state
             self.connected(now)
+
+    def _own(self, messages: list[Any]) -> None:
+        """Our own envelope, back from the broker: replay it in the broker's order."""
+        for item in messages:
+            if not isinstance(item, list) or len(item) != 2 or not isinstance(item[1], dict):
+                continue
+            app_id, message = item
+            if app_id == "":
+                if message.get("t") == "hello" and isinstance(message.get("s"), dict):
+                    for hub_id, each in self.hubs.items():
+                        each.ordered.reset(Share.from_wire(message["s"].get(hub_id)))
+            else:
+                hub = self.hubs.get(str(app_id))
+                if hub is not None:
+                    apply_own(hub, message)
 
     def _node_message(self, sender: str, message: dict[str, Any], now: float) -> bool:
         kind = message.get("t")

@@ -28,7 +28,8 @@ class MemoryBus:
 
 
 class MemoryBroker:
-    """Delivers envelopes to the other brokers of its bus on the next loop iteration."""
+    """Delivers envelopes to every broker of its bus (itself included) on the next loop
+    iteration, in one order for all, as Redis pub/sub does."""
 
     def __init__(self, bus: MemoryBus, on_message: OnMessage, on_connected: OnConnected) -> None:
         self.bus = bus
@@ -48,9 +49,8 @@ class MemoryBroker:
             self.dropped += 1
             return
         loop = asyncio.get_running_loop()
-        for other in self.bus.brokers:
-            if other is not self:
-                loop.call_soon(other.on_message, envelope)
+        for broker in self.bus.brokers:  # ourselves included, as Redis does
+            loop.call_soon(broker.on_message, envelope)
 
     async def close(self, timeout: float = 2.0) -> None:
         await asyncio.sleep(0)

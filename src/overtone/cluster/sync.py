@@ -64,12 +64,54 @@ def apply(hub: Hub, node: str, message: dict[str, Any], now: float) -> None:
         return
 
 
-def replace_share(hub: Hub, node: str, share: Share | None) -> None:
-    """Replace (or with ``None`` forget) everything ``node`` holds, with the due events."""
+def apply_own(hub: Hub, message: dict[str, Any]) -> None:
+    """Replay one of this node's own messages as it comes back from the broker.
+
+    Every node sees the broker's messages in the same order, so the node whose own message
+    takes a channel's cluster-wide subscription count across zero (or a user's presence in a
+    channel) is the one, and the only one, that sends ``channel_occupied``/``channel_vacated``
+    (``member_added``/``member_removed``).
+    """
+    kind = message.get("t")
+    try:
+        if kind == "sub":
+            channel, delta = str(message["c"]), int(message["d"])
+            remote = hub.remote.subscription_count(channel)
+            before = remote + hub.ordered.channels.get(channel, 0)
+            after = remote + hub.ordered.subscribe(channel, delta)
+            if before == 0 < after:
+                hub.hook("channel_occupied", channel=channel)
+            elif after == 0 < before:
+                hub.hook("channel_vacated", channel=channel)
+        elif kind in ("join", "leave"):
+            channel, user_id = str(message["c"]), str(message["u"])
+            remote = hub.remote.channel_users(channel).get(user_id, 0)
+            before = remote + hub.ordered.members.get((channel, user_id), 0)
+            after = remote + hub.ordered.member((channel, user_id), 1 if kind == "join" else -1)
+            if before == 0 < after:
+                hub.hook("member_added", channel=channel, user_id=user_id)
+            elif after == 0 < before:
+                hub.hook("member_removed", channel=channel, user_id=user_id)
+    except (KeyError, TypeError, ValueError):
+        return
+
+
+def replace_share(hub: Hub, node: str, share: Share | None, *, responsible: bool = False) -> None:
+    """Replace (or with ``None`` forget) everything ``node`` holds, with the due events.
+
+    When a node dies nobody else caused its members and channels to go, so exactly one
+    surviving node (``responsible``) sends the ``member_removed``/``channel_vacated`` webhooks.
+    """
     changes: Changes = hub.remote.replace(node, share)
     for channel, user_id in changes.members_gone:
         if not _local_member(hub, channel, user_id):
             hub.member_event(channel, REMOVED, user_id)
+        if responsible and not hub.ordered.members.get((channel, user_id)):
+            hub.hook("member_removed", channel=channel, user_id=user_id)
+    if responsible:
+        for channel in changes.channels_gone:
+            if not hub.ordered.channels.get(channel):
+                hub.hook("channel_vacated", channel=channel)
     for channel, user_id in changes.members_added:
         if not _local_member(hub, channel, user_id):
             info = hub.remote.member_info.get((channel, user_id))

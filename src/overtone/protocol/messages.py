@@ -36,6 +36,14 @@ def encode(message: dict[str, Any]) -> bytes | None:
         return None
 
 
+def encode_text(value: object) -> str:
+    """``value`` as a JSON string (``"null"`` when it cannot be encoded)."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return "null"
+
+
 def connection_established(socket_id: str, activity_timeout: int) -> bytes:
     """The first frame of every accepted connection; ``data`` is a JSON string."""
     data = orjson.dumps({"socket_id": socket_id, "activity_timeout": activity_timeout})

@@ -11,6 +11,7 @@ import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from overtone.apps import AppRegistry
 from overtone.cluster.broker import Broker, BrokerFactory
@@ -23,6 +24,7 @@ from overtone.protocol import errors
 from overtone.transport.connection import Connection
 from overtone.transport.debug import debug_writer
 from overtone.transport.ops import Latency, OpsHandler
+from overtone.transport.webhooks import WebhookSender
 
 log = logging.getLogger("overtone.server")
 
@@ -78,6 +80,7 @@ class Server:
         self.ctx: ServerContext | None = None
         self.coordinator: Coordinator | None = None
         self.broker: Broker | None = None
+        self.webhooks: WebhookSender | None = None
         self._port = 0
 
     @property
@@ -90,6 +93,7 @@ class Server:
         loop = asyncio.get_running_loop()
         ctx = self.ctx = ServerContext(self.settings, self.node, self.api, loop)
         ctx.ops = OpsHandler(self)
+        self._start_webhooks()
         if self.settings.scaling is not None or self.broker_factory is not None:
             await self._join_cluster(self.settings.scaling or Scaling(redis_url=""))
         if sock is not None:
@@ -107,6 +111,15 @@ class Server:
             )
         self._port = int(self._server.sockets[0].getsockname()[1])
         self._ticker = loop.create_task(self._tick())
+
+    def _start_webhooks(self) -> None:
+        apps = [app for app in self.node.registry if app.webhook_urls]
+        if not apps:
+            return
+        sender = self.webhooks = WebhookSender()
+        sender.start()
+        for app in apps:
+            self.node.hub(app).webhook = partial(sender.enqueue, app)
 
     async def _join_cluster(self, scaling: Scaling) -> None:
         loop = asyncio.get_running_loop()
@@ -203,6 +216,8 @@ class Server:
         for conn in list(ctx.connections):
             if conn.transport is not None:
                 conn.transport.abort()
+        if self.webhooks is not None:
+            await self.webhooks.close()
         await asyncio.sleep(0)
         log.info("stopped")
 
