@@ -9,6 +9,7 @@ caller passes ``environ`` (normally ``os.environ``). A bad value raises
 from __future__ import annotations
 
 import json
+import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -55,6 +56,22 @@ class Settings:
     workers: int = 1
     scaling: Scaling | None = None
     metrics_token: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    log_format: str = "text"
+    pid_file: str | None = None
+    restart_stagger: float = 2.0
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when overtone terminates TLS itself, else ``http``."""
+        return "https" if self.tls_cert else "http"
+
+    def pid_path(self) -> Path:
+        """Where ``overtone start`` records its PID (``overtone restart`` reads it)."""
+        if self.pid_file:
+            return Path(self.pid_file)
+        return Path(tempfile.gettempdir()) / f"overtone-{self.port}.pid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +185,18 @@ def _origins(name: str, value: str) -> tuple[str, ...]:
     if not origins:
         raise ConfigError(f"{name} must list at least one origin (or *)")
     return origins
+
+
+def _readable_file(name: str, value: str) -> str:
+    if not Path(value).is_file():
+        raise ConfigError(f"{name}={value!r}: no such file")
+    return value
+
+
+def _log_format(name: str, value: str) -> str:
+    if value.lower() not in ("text", "json"):
+        raise ConfigError(f"{name}={value!r} must be text or json")
+    return value.lower()
 
 
 def _urls(name: str, value: str) -> tuple[str, ...]:
@@ -361,6 +390,11 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
         tick_interval=env.get("OVERTONE_TICK_INTERVAL", 1.0, _float(0.01)),
         workers=env.get("OVERTONE_WORKERS", 1, _int(1)),
         metrics_token=env.raw("OVERTONE_METRICS_TOKEN"),
+        tls_cert=env.get("OVERTONE_TLS_CERT", None, _readable_file),
+        tls_key=env.get("OVERTONE_TLS_KEY", None, _readable_file),
+        log_format=env.get("OVERTONE_LOG_FORMAT", "text", _log_format),
+        pid_file=env.raw("OVERTONE_PID_FILE"),
+        restart_stagger=env.get("OVERTONE_RESTART_STAGGER", 2.0, _float(0)),
         scaling=_scaling(env),
     )
     if settings.port > 65_535:
@@ -369,6 +403,8 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
     if "path" in changes:
         changes["path"] = _path("--path", changes["path"])
     settings = replace(settings, **changes)
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError("OVERTONE_TLS_CERT and OVERTONE_TLS_KEY must be set together")
     if settings.workers > 1 and settings.scaling is None:
         raise ConfigError(
             f"--workers {settings.workers} needs the Redis broker to coordinate the workers: "

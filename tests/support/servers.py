@@ -69,7 +69,12 @@ class ServerProcess:
         return int(self.process.returncode)
 
 
-def start_server(tmp_path: Path, extra_env: dict[str, str] | None = None) -> ServerProcess:
+def start_server(
+    tmp_path: Path,
+    extra_env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    scheme: str = "http",
+) -> ServerProcess:
     """Start ``python -m overtone start`` with the test app and wait until ``/up`` answers."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REVERB_", "OVERTONE_"))}
@@ -80,13 +85,14 @@ def start_server(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Ser
             "REVERB_APP_SECRET": APP_SECRET,
             "REVERB_SERVER_HOST": "127.0.0.1",
             "REVERB_SERVER_PORT": str(port),
+            "OVERTONE_PID_FILE": str(tmp_path / f"overtone-{port}.pid"),
         }
     )
     env.update(extra_env or {})
     log_path = tmp_path / f"overtone-{port}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "overtone", "start"],
+            [sys.executable, "-m", "overtone", "start", *args],
             cwd=tmp_path,
             env=env,
             stdout=log_file,
@@ -98,9 +104,14 @@ def start_server(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Ser
         if process.poll() is not None:
             raise RuntimeError(f"overtone exited with {process.returncode}:\n{server.log()}")
         try:
-            with urllib.request.urlopen(f"{server.http_url}/up", timeout=1) as answer:
-                if answer.status == 200:
-                    return server
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                pass
+            if scheme == "http":
+                with urllib.request.urlopen(f"{server.http_url}/up", timeout=1) as answer:
+                    if answer.status == 200:
+                        return server
+            else:
+                return server
         except OSError:
             time.sleep(0.05)
     server.stop()

@@ -17,10 +17,11 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from overtone.transport.server import WORKER_ENV
+
 log = logging.getLogger("overtone.workers")
 
 READY_FD_ENV = "OVERTONE_READY_FD"
-WORKER_ENV = "OVERTONE_WORKER_INDEX"
 READY_TIMEOUT = 30.0
 
 

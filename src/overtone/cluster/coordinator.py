@@ -11,6 +11,9 @@ id ``""``:
   connections disappear from every count and its presence members are removed, with the
   ``member_removed`` and watchlist ``offline`` events that implies.
 - ``bye``: a node shutting down cleanly; it is forgotten at once.
+- ``restart`` (sent by ``overtone restart``): every node drains and exits, one after the
+  other (rank among live nodes × ``OVERTONE_RESTART_STAGGER`` seconds), for its process
+  manager to start it again.
 
 A node also reads its own envelopes back: they tell it where its own changes sit in the
 broker's order, which decides the webhooks that must be sent once cluster-wide.
@@ -56,6 +59,8 @@ class Coordinator:
         self.last_seen: dict[str, float] = {}
         self._asked: set[str] = set()
         self.hubs: dict[str, Hub] = {}
+        self.on_restart: Callable[[int], None] | None = None
+        """Called with this node's rank among live nodes when a restart is requested."""
         for app in node.registry:
             hub = node.hub(app)
             self.hubs[app.id] = hub
@@ -180,4 +185,7 @@ class Coordinator:
         if kind == "bye":
             log.info("node %s left", sender)
             self._forget(sender)
+        elif kind == "restart" and self.on_restart is not None:
+            rank = sorted([*self.last_seen, self.node_id]).index(self.node_id)
+            self.on_restart(rank)
         return False

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import signal
 import socket
+import ssl
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +29,9 @@ from overtone.transport.ops import Latency, OpsHandler
 from overtone.transport.webhooks import WebhookSender
 
 log = logging.getLogger("overtone.server")
+
+WORKER_ENV = "OVERTONE_WORKER_INDEX"
+"""Set in the environment of a ``--workers`` child; the supervisor owns the PID file."""
 
 CLUSTER_JOIN_WAIT = 3.0
 """Seconds a starting node waits for the broker and the other nodes' state."""
@@ -81,6 +86,7 @@ class Server:
         self.coordinator: Coordinator | None = None
         self.broker: Broker | None = None
         self.webhooks: WebhookSender | None = None
+        self.stop_requested = asyncio.Event()
         self._port = 0
 
     @property
@@ -96,9 +102,10 @@ class Server:
         self._start_webhooks()
         if self.settings.scaling is not None or self.broker_factory is not None:
             await self._join_cluster(self.settings.scaling or Scaling(redis_url=""))
+        tls = self._tls_context()
         if sock is not None:
             self._server = await loop.create_server(
-                lambda: Connection(ctx), sock=sock, backlog=4096
+                lambda: Connection(ctx), sock=sock, backlog=4096, ssl=tls
             )
         else:
             self._server = await loop.create_server(
@@ -108,9 +115,29 @@ class Server:
                 backlog=4096,
                 reuse_address=True,
                 reuse_port=self.settings.workers > 1 or None,
+                ssl=tls,
             )
         self._port = int(self._server.sockets[0].getsockname()[1])
         self._ticker = loop.create_task(self._tick())
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        settings = self.settings
+        if not settings.tls_cert or not settings.tls_key:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        context.set_alpn_protocols(["http/1.1"])
+        return context
+
+    def request_stop(self, delay: float = 0.0) -> None:
+        """Ask :func:`serve` to drain and exit (after ``delay`` seconds)."""
+        loop = asyncio.get_running_loop()
+        loop.call_later(delay, self.stop_requested.set)
+
+    def _restart_requested(self, rank: int) -> None:
+        delay = rank * self.settings.restart_stagger
+        log.info("restart requested through the cluster: draining in %.1f s", delay)
+        self.request_stop(delay)
 
     def _start_webhooks(self) -> None:
         apps = [app for app in self.node.registry if app.webhook_urls]
@@ -143,6 +170,7 @@ class Server:
         coordinator = self.coordinator = Coordinator(
             self.node, node_id, wake, scaling.heartbeat_interval, scaling.node_timeout
         )
+        coordinator.on_restart = self._restart_requested
 
         def on_message(data: bytes) -> None:
             coordinator.receive(data, loop.time())
@@ -223,17 +251,32 @@ class Server:
 
 
 async def serve(settings: Settings, on_ready: Callable[[Server], None] | None = None) -> int:
-    """Run until SIGTERM or SIGINT, then shut down gracefully; return the exit status."""
+    """Run until SIGTERM/SIGINT (or a cluster restart), drain gracefully; return the status."""
     server = Server(settings)
     await server.start()
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    log.info("Starting server on %s:%d%s", settings.host, server.port, settings.path)
+        loop.add_signal_handler(signum, server.stop_requested.set)
+    pid_path = settings.pid_path()
+    if os.environ.get(WORKER_ENV) is None:
+        with contextlib.suppress(OSError):
+            pid_path.write_text(f"{os.getpid()}\n")
+    log.info(
+        "Starting server on %s://%s:%d%s",
+        settings.scheme,
+        settings.host,
+        server.port,
+        settings.path,
+    )
     if on_ready is not None:
         on_ready(server)
-    await stop.wait()
-    log.info("shutting down: closing %d connection(s)", server.node.connection_count())
-    await server.shutdown()
+    try:
+        await server.stop_requested.wait()
+        log.info("shutting down: closing %d connection(s)", server.node.connection_count())
+        await server.shutdown()
+    finally:
+        if os.environ.get(WORKER_ENV) is None:
+            with contextlib.suppress(OSError):
+                if pid_path.read_text().strip() == str(os.getpid()):
+                    pid_path.unlink()
     return 0
