@@ -1,6 +1,7 @@
 """The load client's measurement phases; each is bounded by ``Ctx.timeout`` and returns a dict.
 
-A phase that runs out of time returns what it measured so far with ``"partial": true``.
+A phase that runs out of time returns what it measured so far with ``"partial": true``. Every
+event's data starts with its 8-digit sequence number, so a client can check exactly-once delivery.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks.procstat import Meter, rss_kb
+from benchmarks.procstat import Meter, Pids, rss_kb
 from benchmarks.wsclient import HttpConn, Signer, Stats, WSConn
 
 PAYLOAD = "x" * 64  # data of each fan-out event; the frame is ~100 bytes
@@ -25,8 +26,9 @@ class Ctx:
     app_id: str
     key: str
     secret: str
-    server_pid: int
+    server_pid: Pids
     timeout: float
+    ports: list[int] = field(default_factory=list)  # spread connections over these (nodes)
     stats: Stats = field(default_factory=Stats)
     conns: list[WSConn] = field(default_factory=list)
 
@@ -83,9 +85,10 @@ async def open_conns(ctx: Ctx, n: int, channel: str, concurrency: int) -> dict[s
 
     def launch() -> None:
         nonlocal launched
+        port = ctx.ports[launched % len(ctx.ports)] if ctx.ports else ctx.port
         launched += 1
         coro = loop.create_connection(
-            lambda: WSConn(st, ctx.host, ctx.port, ctx.key, channel), ctx.host, ctx.port
+            lambda: WSConn(st, ctx.host, port, ctx.key, channel), ctx.host, port
         )
         loop.create_task(coro).add_done_callback(connected)
 
@@ -143,7 +146,6 @@ async def fanout(ctx: Ctx, events: int, window: int, triggers: int = 4) -> dict[
     subs = len(ctx.conns)
     conns = [await ctx.http() for _ in range(triggers)]
     idle = list(conns)
-    body = orjson.dumps({"name": "e", "channel": "bench", "data": PAYLOAD})
     done: asyncio.Future[None] = loop.create_future()
     counts = {"sent": 0, "bad": 0}
     meter = Meter(ctx.server_pid)
@@ -155,7 +157,8 @@ async def fanout(ctx: Ctx, events: int, window: int, triggers: int = 4) -> dict[
         while idle and sent < events and st.counted >= (sent - bad - window) * subs:
             if time.perf_counter() > deadline:
                 return
-            idle.pop().send(signer.request(body))
+            body = {"name": "e", "channel": "bench", "data": f"{sent:08d}{PAYLOAD[8:]}"}
+            idle.pop().send(signer.request(orjson.dumps(body)))
             counts["sent"] = sent = sent + 1
         if sent < events:
             if idle:
@@ -218,7 +221,7 @@ async def latency(ctx: Ctx, subscribers: int, rate: int, seconds: float) -> dict
     while events < rate * seconds and time.perf_counter() < deadline:
         await asyncio.sleep(max(0.0, meter.wall + events / rate - time.perf_counter()))
         stamp = str(time.perf_counter_ns())
-        body = orjson.dumps({"name": "e", "channel": "lat", "data": stamp})
+        body = orjson.dumps({"name": "e", "channel": "lat", "data": f"{events:08d}{stamp}"})
         bad += await status(http.call(signer.request(body)), time.perf_counter() + 5) != 200
         events += 1
     finished = await counted_at_least(st, events * joined, min(deadline, time.perf_counter() + 5))

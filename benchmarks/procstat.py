@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 import resource
 import time
+from collections.abc import Sequence
 from typing import Any
 
+Pids = int | Sequence[int]
+"""One server process, or several (cluster nodes and their Redis): figures are summed."""
 
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (a server may run worker processes)."""
+
+def process_tree(pids: Pids) -> list[int]:
+    """The processes and their descendants (a server may run worker processes)."""
     found: list[int] = []
-    todo = [pid] if pid > 0 else []
+    todo = [pid for pid in ([pids] if isinstance(pids, int) else pids) if pid > 0]
     while todo and len(found) < 256:
         current = todo.pop()
         found.append(current)
@@ -24,7 +28,7 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
-def rss_kb(pid: int) -> int:
+def rss_kb(pid: Pids) -> int:
     """VmRSS of a process and its descendants in KiB (0 when unknown)."""
     total = 0
     for each in process_tree(pid):
@@ -38,7 +42,7 @@ def rss_kb(pid: int) -> int:
     return total
 
 
-def cpu_of(pid: int) -> float:
+def cpu_of(pid: Pids) -> float:
     """User+system CPU seconds of a process and its descendants (0.0 when unknown)."""
     ticks = 0
     for each in process_tree(pid):
@@ -82,9 +86,10 @@ def own_cpu() -> float:
 class Meter:
     """Wall, client, server, other processes' and softirq CPU seconds since creation."""
 
-    def __init__(self, server_pid: int) -> None:
+    def __init__(self, server_pid: Pids) -> None:
         self.pid = server_pid
         self.wall, self.cpu, self.server = time.perf_counter(), own_cpu(), cpu_of(server_pid)
+        self.each = [] if isinstance(server_pid, int) else [cpu_of(pid) for pid in server_pid]
         self.machine = machine_cpu()
 
     def result(self, ops: int | None = None, **figures: Any) -> dict[str, Any]:
@@ -103,6 +108,11 @@ class Meter:
             core0_busy=round(spent.get("core0", 0.0) / wall, 2) if wall else None,
             core1_busy=round(spent.get("core1", 0.0) / wall, 2) if wall else None,
         )
+        if self.each and not isinstance(self.pid, int):  # CPU of each server process
+            figures["server_cpu_each"] = [
+                round(cpu_of(pid) - before, 3)
+                for pid, before in zip(self.pid, self.each, strict=True)
+            ]
         if ops is not None:
             figures["server_us_per_op"] = round(server / ops * 1e6, 2) if ops else None
         return figures

@@ -96,7 +96,7 @@ def verdict(row: Row, o: Any, r: Any) -> str:
 def notes(runs: Runs) -> list[str]:
     """Failures, errors, and phases where other processes took a noticeable share of CPU."""
     lines = []
-    for server in SERVERS:
+    for server in runs:
         for i, run in enumerate(runs.get(server, [])):
             tag = f"  {server} run {i + 1}:"
             if dig(run, "failure"):
@@ -120,16 +120,24 @@ def notes(runs: Runs) -> list[str]:
     return lines
 
 
-def table(n: int, runs: Runs) -> str:
-    """One block for ``n`` connections: overtone, reference, ratio, target, CPU per server."""
+def table(
+    n: int,
+    runs: Runs,
+    servers: tuple[str, str] = SERVERS,
+    rows: list[Row] | None = None,
+    title: str | None = None,
+) -> str:
+    """One block for ``n`` connections: the two servers (setups), ratio first / second, target,
+    CPU per server."""
     repeats = max((len(r) for r in runs.values()), default=0)
-    head = f"{'':<34}{'overtone':>12}{'reference':>12}{'ratio':>7}  {'target':<17}"
-    head += f"{'cpu cli/srv/wall s: overtone':>30}{'reference':>18}"
-    title = f"== {n} subscribed connections"
-    lines = [title + (f" (median of {repeats} runs) ==" if repeats > 1 else " =="), head]
-    for row in ROWS:
+    a, b = servers
+    head = f"{'':<34}{a:>12}{b:>12}{'ratio':>7}  {'target':<17}"
+    head += f"{'cpu cli/srv/wall s: ' + a:>30}{b:>18}"
+    title = title or f"{n} subscribed connections"
+    lines = [f"== {title}" + (f" (median of {repeats} runs) ==" if repeats > 1 else " =="), head]
+    for row in ROWS if rows is None else rows:
         label, phase, figure, digits = row[:4]
-        picked = [pick(runs.get(server, []), phase, figure) for server in SERVERS]
+        picked = [pick(runs.get(server, []), phase, figure) for server in servers]
         values = [value for value, _ in picked]
         cells = [
             number(value, digits)

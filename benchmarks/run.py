@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +66,19 @@ def health(port: int) -> bool:
 class Server:
     """One server subprocess; stopped by its own PID (taskset execs, so the PID is Python's)."""
 
-    def __init__(self, target: str, args: argparse.Namespace, workdir: Path, extra: dict[str, str]):
+    def __init__(
+        self,
+        target: str,
+        args: argparse.Namespace,
+        workdir: Path,
+        extra: dict[str, str],
+        argv: Sequence[str] = (),
+    ):
         self.port = free_port()
         bind = ["--host", "127.0.0.1", "--port", str(self.port)]
         env = {**os.environ, **APP_ENV, **extra}
         if target == "overtone":
-            cmd = [args.python, "-m", "overtone", "start", *bind]
+            cmd = [args.python, "-m", "overtone", "start", *bind, *argv]
         else:
             cmd = [sys.executable, "-m", "benchmarks.reference_server", *bind]
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))

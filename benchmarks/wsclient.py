@@ -4,6 +4,8 @@
 the upgrade request, checks ``Sec-WebSocket-Accept``, subscribes to one channel as soon as
 ``pusher:connection_established`` arrives, answers ``pusher:ping`` and counts every other text
 frame without decoding it (the per-frame cost is one header parse and one ``bytes.find``).
+With ``seen`` set, it also counts each event's sequence number (the 8 digits its data starts
+with), for exactly-once checks; with ``lat`` set, it keeps its own latency samples.
 ``HttpConn`` is a keep-alive HTTP/1.1 client on httptools; ``Signer`` builds freshly signed
 ``POST /apps/{id}/events`` requests.
 """
@@ -62,8 +64,8 @@ class Stats:
 
 class WSConn(asyncio.Protocol):
     __slots__ = (
-        *("accept", "buf", "channel", "closing", "handshake"),
-        *("lost", "ready", "request", "sid", "stats", "transport"),
+        *("accept", "buf", "channel", "closing", "handshake", "lat"),
+        *("lost", "ready", "request", "seen", "sid", "stats", "transport"),
     )
 
     def __init__(self, stats: Stats, host: str, port: int, key: str, channel: str) -> None:
@@ -81,6 +83,8 @@ class WSConn(asyncio.Protocol):
         self.sid = ""
         self.ready = self.closing = self.lost = False
         self.transport: asyncio.Transport | None = None
+        self.seen: bytearray | None = None  # receipts per event sequence number
+        self.lat: list[int] | None = None  # this connection's latency samples, ns
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -153,6 +157,8 @@ class WSConn(asyncio.Protocol):
                     st.counted += 1
                     if st.latency:
                         self.stamp(data[start:stop], now_ns)
+                    if self.seen is not None:
+                        self.track(data, start, stop)
             elif opcode == 9 and self.transport is not None:
                 ping = data[start:stop][:125]  # a zero mask key leaves the payload as is
                 self.transport.write(bytes((0x8A, 0x80 | len(ping))) + b"\0\0\0\0" + ping)
@@ -166,10 +172,29 @@ class WSConn(asyncio.Protocol):
             st.on_goal()
 
     def stamp(self, payload: bytes, now_ns: int) -> None:
-        try:
-            self.stats.lat_ns.append(now_ns - int(orjson.loads(payload)["data"]))
+        try:  # data: 8-digit sequence number, then the sender's perf_counter_ns()
+            sample = now_ns - int(orjson.loads(payload)["data"][8:])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             self.stats.note(f"not a latency event: {payload[:80]!r}")
+            return
+        self.stats.lat_ns.append(sample)
+        if self.lat is not None:
+            self.lat.append(sample)
+
+    def track(self, data: bytes, start: int, stop: int) -> None:
+        at = data.find(b'"data":"', start, stop) + 8
+        seen = self.seen
+        try:
+            seq = int(data[at : at + 8]) if at > 7 else -1
+        except ValueError:
+            seq = -1
+        if seen is None or not 0 <= seq < 1 << 20:
+            self.stats.note(f"no sequence number: {data[start : start + 80]!r}")
+            return
+        if seq >= len(seen):
+            seen.extend(bytes(seq + 1 - len(seen)))
+        if seen[seq] < 255:
+            seen[seq] += 1
 
     def control(self, payload: bytes) -> None:
         st = self.stats

@@ -12,7 +12,7 @@ id ``""``:
   ``member_removed`` and watchlist ``offline`` events that implies.
 - ``bye``: a node shutting down cleanly; it is forgotten at once.
 - ``restart`` (sent by ``overtone restart``): every node drains and exits, one after the
-  other (rank among live nodes × ``OVERTONE_RESTART_STAGGER`` seconds), for its process
+  other (rank among live nodes times ``OVERTONE_RESTART_STAGGER`` seconds), for its process
   manager to start it again.
 
 A node also reads its own envelopes back: they tell it where its own changes sit in the
