@@ -1,0 +1,135 @@
+"""``overtone doctor``: a checklist of the usual misconfigurations, and a live probe.
+
+Exit status 1 when any check fails, 0 otherwise (warnings included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from overtone.cli.common import add_env_file
+from overtone.config import ConfigError, load_settings, read_environment
+from overtone.doctor import config_checks
+from overtone.doctor.probe import Target, probe
+from overtone.doctor.report import Check, Status, failed, render
+
+
+def register(commands: Any) -> None:
+    """Add ``doctor`` to the sub-commands."""
+    parser = commands.add_parser("doctor", help="check the configuration and probe the server")
+    add_env_file(parser)
+    parser.add_argument(
+        "--url", help="public address to probe as a browser would, e.g. wss://example.com"
+    )
+    parser.add_argument(
+        "--api-url",
+        help="where the broadcaster posts (default: REVERB_SCHEME://REVERB_HOST:REVERB_PORT)",
+    )
+    parser.add_argument(
+        "--connections", type=int, default=10_000, help="connections to plan the file limit for"
+    )
+    parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per network step")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the checklist; 1 if anything failed."""
+    try:
+        env = read_environment(os.environ, args.env_file)
+    except ConfigError as exc:
+        print(f"overtone: {exc}", file=sys.stderr)
+        return 2
+    checks = asyncio.run(_checks(env, args))
+    print(render(checks))
+    return 1 if failed(checks) else 0
+
+
+async def _checks(env: Mapping[str, str], args: argparse.Namespace) -> list[Check]:
+    checks: list[Check] = []
+    try:
+        settings = load_settings(env)
+        checks.append(Check("configuration", Status.OK, "every variable is valid"))
+    except ConfigError as exc:
+        checks.append(Check("configuration", Status.FAIL, str(exc)))
+        settings = None
+    checks += config_checks.credentials(env)
+    checks += config_checks.addresses(env)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    checks.append(config_checks.file_limit(soft, hard, args.connections))
+    if settings is not None:
+        checks.append(await _server_running(settings.host, settings.port, settings.path))
+        if settings.scaling is not None:
+            checks.append(await _redis(settings.scaling.redis_url, settings.scaling.redacted_url()))
+    if args.url:
+        checks += await probe(_target(env, args))
+    return checks
+
+
+def _target(env: Mapping[str, str], args: argparse.Namespace) -> Target:
+    scheme = (env.get("REVERB_SCHEME") or "https").strip()
+    host = (env.get("REVERB_HOST") or "localhost").strip()
+    port = (env.get("REVERB_PORT") or ("443" if scheme == "https" else "80")).strip()
+    api_url = args.api_url or f"{scheme}://{host}:{port}{env.get('REVERB_SERVER_PATH', '')}"
+    return Target(
+        ws_url=args.url,
+        api_url=api_url,
+        app_id=env.get("REVERB_APP_ID", ""),
+        key=env.get("REVERB_APP_KEY", ""),
+        secret=env.get("REVERB_APP_SECRET", ""),
+        verify_tls=not args.insecure,
+        timeout=args.timeout,
+    )
+
+
+async def _server_running(host: str, port: int, path: str) -> Check:
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{local}:{port}{path}/up"
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            answer = await http.get(url)
+    except httpx.ConnectError:
+        return Check(
+            "local server",
+            Status.WARN,
+            f"nothing listens on {local}:{port}",
+            "start it: `overtone start` (or through Supervisor/systemd)",
+        )
+    except httpx.HTTPError as exc:
+        return Check("local server", Status.FAIL, f"{url}: {exc}")
+    if answer.status_code == 200 and answer.headers.get("content-type", "").startswith(
+        "application/json"
+    ):
+        return Check("local server", Status.OK, f"answering on {local}:{port}")
+    return Check(
+        "local server",
+        Status.FAIL,
+        f"port {port} is used by something else (HTTP {answer.status_code} on /up)",
+        "choose another REVERB_SERVER_PORT or stop the other program",
+    )
+
+
+async def _redis(url: str, shown: str) -> Check:
+    client = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        return Check(
+            "Redis",
+            Status.FAIL,
+            f"{shown} unreachable: {exc}",
+            "check REDIS_URL/REDIS_HOST, the password and the security group",
+        )
+    finally:
+        await client.aclose()
+    return Check("Redis", Status.OK, f"{shown} answers PING")

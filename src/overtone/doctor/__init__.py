@@ -1,0 +1,1 @@
+"""``overtone doctor``: configuration checks and a live end-to-end probe."""

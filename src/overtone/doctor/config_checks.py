@@ -1,0 +1,173 @@
+"""Checks of the ``.env`` values that Reverb deployments most often get wrong. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from overtone.config import DEV_APP
+from overtone.doctor.report import Check, Status
+
+WEAK_VALUES = {"secret", "changeme", "password", "key", "app-key", "app-secret", "test"}
+LOCAL_HOSTS = {"0.0.0.0", "127.0.0.1", "localhost", "::", "::1"}
+MIN_SECRET = 16
+
+
+def _get(env: Mapping[str, str], name: str) -> str:
+    return (env.get(name) or "").strip().strip('"').strip("'")
+
+
+def credentials(env: Mapping[str, str]) -> list[Check]:
+    """App id, key and secret: present and not weak."""
+    production = _get(env, "APP_ENV").lower() == "production"
+    missing = [
+        n for n in ("REVERB_APP_ID", "REVERB_APP_KEY", "REVERB_APP_SECRET") if not _get(env, n)
+    ]
+    if missing:
+        return [
+            Check(
+                "app credentials",
+                Status.FAIL,
+                f"{', '.join(missing)} not set",
+                "run `overtone install` to generate them into .env",
+            )
+        ]
+    checks = [Check("app credentials", Status.OK, f"app id {_get(env, 'REVERB_APP_ID')}")]
+    secret = _get(env, "REVERB_APP_SECRET")
+    key = _get(env, "REVERB_APP_KEY")
+    weak = (
+        len(secret) < MIN_SECRET
+        or secret.lower() in WEAK_VALUES
+        or secret == DEV_APP.secret
+        or key in (DEV_APP.key, secret)
+    )
+    if weak:
+        checks.append(
+            Check(
+                "secret strength",
+                Status.FAIL if production else Status.WARN,
+                f"REVERB_APP_SECRET is weak ({len(secret)} characters"
+                f"{', same as the key' if secret == key else ''})",
+                "use a long random value: `overtone install --force` or "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`",
+            )
+        )
+    else:
+        checks.append(Check("secret strength", Status.OK, f"{len(secret)} characters"))
+    return checks
+
+
+def addresses(env: Mapping[str, str]) -> list[Check]:
+    """``REVERB_HOST/PORT/SCHEME`` (what browsers dial) against ``REVERB_SERVER_*`` (bind)."""
+    checks: list[Check] = []
+    production = _get(env, "APP_ENV").lower() == "production"
+    host = _get(env, "REVERB_HOST")
+    port = _get(env, "REVERB_PORT")
+    scheme = _get(env, "REVERB_SCHEME").lower() or "https"
+    server_host = _get(env, "REVERB_SERVER_HOST") or "0.0.0.0"
+    server_port = _get(env, "REVERB_SERVER_PORT") or "8080"
+    tls_here = bool(_get(env, "OVERTONE_TLS_CERT"))
+    if not host:
+        checks.append(
+            Check(
+                "public host",
+                Status.FAIL,
+                "REVERB_HOST is not set",
+                "set REVERB_HOST to the domain browsers use, e.g. REVERB_HOST=app.example.com",
+            )
+        )
+    elif host in LOCAL_HOSTS and production:
+        checks.append(
+            Check(
+                "public host",
+                Status.FAIL,
+                f"REVERB_HOST={host} in production",
+                "REVERB_HOST is the public name browsers dial (your domain); the bind "
+                "address is REVERB_SERVER_HOST",
+            )
+        )
+    else:
+        checks.append(Check("public host", Status.OK, host))
+    if "." in server_host and not server_host.replace(".", "").isdigit():
+        checks.append(
+            Check(
+                "bind address",
+                Status.WARN,
+                f"REVERB_SERVER_HOST={server_host} looks like a domain name",
+                "REVERB_SERVER_HOST is the interface to bind (0.0.0.0 or 127.0.0.1 behind "
+                "Nginx); put the domain in REVERB_HOST",
+            )
+        )
+    if scheme not in ("http", "https"):
+        checks.append(
+            Check("scheme", Status.FAIL, f"REVERB_SCHEME={scheme}", "use https (or http)")
+        )
+    elif port:
+        checks.append(_port_check(scheme, port, server_port, tls_here, production))
+    broadcast = _get(env, "BROADCAST_CONNECTION") or _get(env, "BROADCAST_DRIVER")
+    if broadcast in ("reverb", "pusher"):
+        checks.append(Check("BROADCAST_CONNECTION", Status.OK, broadcast))
+    elif "BROADCAST_CONNECTION" in env or "BROADCAST_DRIVER" in env or "APP_KEY" in env:
+        checks.append(
+            Check(
+                "BROADCAST_CONNECTION",
+                Status.WARN,
+                f"{broadcast or 'not set'}: Laravel will not broadcast to overtone",
+                "set BROADCAST_CONNECTION=reverb (Laravel 11+) or BROADCAST_DRIVER=reverb",
+            )
+        )
+    for name in ("KEY", "HOST", "PORT", "SCHEME"):
+        vite = _get(env, f"VITE_REVERB_{'APP_' if name == 'KEY' else ''}{name}")
+        real = _get(env, f"REVERB_{'APP_' if name == 'KEY' else ''}{name}")
+        if vite and not vite.startswith("${") and real and vite != real:
+            checks.append(
+                Check(
+                    "front-end mirror",
+                    Status.WARN,
+                    f"VITE_REVERB_{'APP_' if name == 'KEY' else ''}{name}={vite} but "
+                    f"REVERB_{'APP_' if name == 'KEY' else ''}{name}={real}",
+                    'mirror the value: VITE_REVERB_HOST="${REVERB_HOST}" and rebuild the assets',
+                )
+            )
+    return checks
+
+
+def _port_check(
+    scheme: str, port: str, server_port: str, tls_here: bool, production: bool
+) -> Check:
+    if (scheme == "https" and port == "80") or (scheme == "http" and port == "443"):
+        return Check(
+            "scheme and port",
+            Status.FAIL,
+            f"REVERB_SCHEME={scheme} with REVERB_PORT={port}",
+            "https is served on 443 and http on 80 (or set the port the proxy listens on)",
+        )
+    if scheme == "https" and port == server_port and not tls_here:
+        return Check(
+            "scheme and port",
+            Status.FAIL,
+            f"browsers would dial wss://...:{port}, the internal port, which serves no TLS",
+            "behind Nginx set REVERB_PORT=443 (the proxy's port) and keep "
+            f"REVERB_SERVER_PORT={server_port}; or give overtone OVERTONE_TLS_CERT/KEY",
+        )
+    if production and scheme == "http":
+        return Check(
+            "scheme and port",
+            Status.WARN,
+            "REVERB_SCHEME=http in production: browsers on https pages refuse ws://",
+            "serve TLS (Nginx on 443) and set REVERB_SCHEME=https, REVERB_PORT=443",
+        )
+    return Check("scheme and port", Status.OK, f"{scheme} on {port}")
+
+
+def file_limit(soft: int, hard: int, expected: int) -> Check:
+    """The open-files limit against the connections expected (one descriptor each)."""
+    needed = expected + 256
+    if soft >= needed:
+        return Check("file limit", Status.OK, f"{soft} open files for {expected} connections")
+    return Check(
+        "file limit",
+        Status.FAIL if soft < 4096 else Status.WARN,
+        f"{soft} open files (hard {hard}) for {expected} expected connections",
+        "raise it where the server starts: systemd LimitNOFILE=65535, Supervisor "
+        "`minfds=65535` in [supervisord], or `ulimit -n 65535` before `overtone start`",
+    )

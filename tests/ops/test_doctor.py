@@ -1,0 +1,167 @@
+"""``overtone doctor``: the checklist, and the live probe against real failure shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from support.servers import APP_ID, APP_KEY, APP_SECRET, ServerProcess, scaled, start_server
+
+
+def doctor(tmp_path: Path, env_text: str, *args: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "doctor.env").write_text(env_text)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("REVERB_", "OVERTONE_"))}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "overtone",
+            "doctor",
+            "--env-file",
+            str(tmp_path / "doctor.env"),
+            "--timeout",
+            "3",
+            *args,
+        ],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=scaled(60),
+        check=False,
+    )
+
+
+def good_env(port: int, **changes: str) -> str:
+    values = {
+        "REVERB_APP_ID": APP_ID,
+        "REVERB_APP_KEY": APP_KEY,
+        "REVERB_APP_SECRET": APP_SECRET + "-but-long-enough",
+        "REVERB_HOST": "127.0.0.1",
+        "REVERB_PORT": str(port),
+        "REVERB_SCHEME": "http",
+        "REVERB_SERVER_HOST": "127.0.0.1",
+        "REVERB_SERVER_PORT": str(port),
+        "BROADCAST_CONNECTION": "reverb",
+    }
+    values.update(changes)
+    return "".join(f"{k}={v}\n" for k, v in values.items())
+
+
+@pytest.fixture
+def strong(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = start_server(tmp_path, {"REVERB_APP_SECRET": APP_SECRET + "-but-long-enough"})
+    yield proc
+    proc.stop()
+
+
+def test_misconfigured_env_fails_with_hints(tmp_path: Path) -> None:
+    result = doctor(
+        tmp_path,
+        "APP_ENV=production\nREVERB_APP_ID=1\nREVERB_APP_KEY=k\nREVERB_APP_SECRET=secret\n"
+        "REVERB_HOST=0.0.0.0\nREVERB_PORT=8080\nREVERB_SCHEME=https\nBROADCAST_CONNECTION=log\n",
+    )
+    assert result.returncode == 1
+    out = result.stdout
+    assert "[FAIL] secret strength" in out
+    assert "[FAIL] public host: REVERB_HOST=0.0.0.0 in production" in out
+    assert "[FAIL] scheme and port" in out and "REVERB_PORT=443" in out
+    assert "[warn] BROADCAST_CONNECTION" in out
+
+
+def test_probe_passes_against_a_healthy_server(tmp_path: Path, strong: ServerProcess) -> None:
+    result = doctor(tmp_path, good_env(strong.port), "--url", f"ws://127.0.0.1:{strong.port}")
+    assert result.returncode == 0, result.stdout
+    for step in (
+        "WebSocket handshake",
+        "connection established",
+        "private channel",
+        "signed trigger",
+        "delivery",
+    ):
+        assert f"[ok]   {step}" in result.stdout
+    assert "round trip" in result.stdout
+
+
+def test_probe_diagnoses_a_wrong_key_and_a_wrong_secret(
+    tmp_path: Path, strong: ServerProcess
+) -> None:
+    url = f"ws://127.0.0.1:{strong.port}"
+    wrong_key = doctor(tmp_path, good_env(strong.port, REVERB_APP_KEY="other-key"), "--url", url)
+    assert wrong_key.returncode == 1
+    assert "[FAIL] connection established: 4001" in wrong_key.stdout
+    assert "REVERB_APP_KEY" in wrong_key.stdout
+    wrong_secret = doctor(tmp_path, good_env(strong.port, REVERB_APP_SECRET="x" * 40), "--url", url)
+    assert "[FAIL] private channel" in wrong_secret.stdout
+    assert "REVERB_APP_SECRET" in wrong_secret.stdout
+
+
+def test_probe_diagnoses_html_from_the_api_address(tmp_path: Path, strong: ServerProcess) -> None:
+    class Page(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = b"<html><body>404 Not Found</body></html>"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    site = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        result = doctor(
+            tmp_path,
+            good_env(strong.port),
+            "--url",
+            f"ws://127.0.0.1:{strong.port}",
+            "--api-url",
+            f"http://127.0.0.1:{site.server_address[1]}",
+        )
+    finally:
+        site.shutdown()
+        site.server_close()
+    assert result.returncode == 1
+    assert "[FAIL] signed trigger: HTTP 404 with text/html instead of JSON" in result.stdout
+    assert "/apps/" in result.stdout
+
+
+async def _strip_upgrade_proxy(target_port: int) -> asyncio.Server:
+    """A proxy that drops the Upgrade header, as a misconfigured Nginx does."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"upgrade:")]
+        upstream_writer.write(b"\r\n".join(lines))
+        writer.write(await upstream_reader.read(65536))
+        await writer.drain()
+        writer.close()
+        upstream_writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+async def test_probe_diagnoses_a_proxy_that_drops_upgrade(
+    tmp_path: Path, strong: ServerProcess
+) -> None:
+    proxy = await _strip_upgrade_proxy(strong.port)
+    port = proxy.sockets[0].getsockname()[1]
+    try:
+        result = await asyncio.to_thread(
+            doctor, tmp_path, good_env(strong.port), "--url", f"ws://127.0.0.1:{port}"
+        )
+    finally:
+        proxy.close()
+    assert result.returncode == 1
+    assert "[FAIL] WebSocket handshake: the server never saw the Upgrade header" in result.stdout
+    assert "proxy_set_header Upgrade $http_upgrade" in result.stdout
