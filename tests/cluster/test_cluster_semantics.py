@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 
+from overtone.http.api import Api
 from support.cluster import APP, Bus, client_on, hub_of
 from support.fakes import FakeClient, signin_data
+from support.signing import signed_target
 
 
 def three() -> tuple[Bus, list[object]]:
@@ -241,3 +244,16 @@ def test_a_dead_nodes_channels_are_vacated_by_one_survivor() -> None:
         ("a", "channel_vacated"),
         ("a", "member_removed"),
     ]
+
+
+def test_channel_list_is_cluster_wide() -> None:
+    bus = Bus()
+    a, b = bus.add("a"), bus.add("b")
+    client_on(bus, a).subscribe("only-on-a")
+    bus.pump()
+    api = Api(b.node)
+    target = signed_target(
+        "GET", "/apps/1/channels", params={"info": "subscription_count"}, key="key", secret="secret"
+    )
+    answer = api.handle("GET", target, b"", bus.now, time.time())
+    assert json.loads(answer.body) == {"channels": {"only-on-a": {"subscription_count": 1}}}

@@ -184,10 +184,11 @@ class Scenario:
         except queue.Empty:
             pytest.fail(f"no stage {stage!r} within {timeout} s\n{self._details()}")
 
-    def resume(self, stage: str) -> None:
-        """Let the scenario go on past ``stage``."""
+    def resume(self, stage: str, data: Json | None = None) -> None:
+        """Let the scenario go on past ``stage``; ``data`` is what its ``stage()`` returns."""
         assert self.process.stdin is not None
-        self.process.stdin.write(stage + "\n")
+        line = stage if data is None else f"{stage} {json.dumps(data)}"
+        self.process.stdin.write(line + "\n")
         self.process.stdin.flush()
 
     def finish(self, timeout: float = 20) -> Json:

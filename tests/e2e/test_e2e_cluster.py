@@ -56,10 +56,11 @@ def wait_for_cluster(nodes: list[ServerProcess]) -> None:
     """Make sure every node hears every other: one connection per node is counted by all."""
 
     async def check() -> None:
-        clients = [await RawClient.connect(node.port) for node in nodes]
-        for client in clients:
-            await client.established()
+        clients: list[RawClient] = []
         try:
+            for node in nodes:
+                clients.append(await RawClient.connect(node.port))
+                await clients[-1].established()
             await asyncio.to_thread(
                 wait_until,
                 "every node to count one connection per node",
@@ -228,11 +229,6 @@ def test_presence_through_laravel_echo_across_nodes(nodes: list[ServerProcess]) 
     assert_clean_logs(nodes)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: GET /apps/{id}/channels lists only the node's local channels "
-    "(Api._channels iterates hub.channels instead of hub.channel_names())",
-)
 def test_channel_lists_are_cluster_wide(nodes: list[ServerProcess]) -> None:
     result = run(nodes, "cluster_channels")
 
@@ -353,3 +349,37 @@ def test_sigkilled_node_leaves_presence_and_counts(nodes: list[ServerProcess]) -
         assert view["connections"] == 3
     assert all(node.process.poll() is None for node in survivors)
     assert_clean_logs(survivors)
+
+
+def test_late_node_learns_members_users_and_cache(
+    nodes: list[ServerProcess], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    late: ServerProcess | None = None
+    try:
+        with Scenario(nodes[0], "cluster_late_node", peers=nodes[1:]) as scenario:
+            scenario.wait_stage("start-node")
+            late = start_server(tmp_path, cluster_env(redis_server))
+            scenario.resume("start-node", {"port": late.port})
+            result = scenario.finish(timeout=30)
+    finally:
+        if late is not None:
+            late.stop()
+
+    assert late is not None
+    # Node 3 got the members, Ada's and Bob's connections and u1's, and the cached event.
+    assert sorted(user["id"] for user in result["users"]["users"]) == ["1", "2"]
+    assert result["connections"] == 3
+    assert result["cached"]["cache"]["data"] == '{"v":1}'
+    assert result["prices"] == [{"v": 1}]
+    # Cy, on node 3, sees everybody; Ada and Bob see Cy join once, and nothing for the node.
+    cy = result["cy"]
+    assert sorted(member["name"] for member in cy["here"]) == ["Ada", "Bob", "Cy"]
+    assert cy["joining"] == [] and cy["frames"] == []
+    assert result["ada"]["joining"] == [{"name": "Bob"}, {"name": "Cy"}]
+    assert result["bob"]["joining"] == [{"name": "Cy"}]
+    assert member_frames(result["ada"]) == [("added", "2"), ("added", "3")]
+    assert member_frames(result["bob"]) == [("added", "3")]
+    assert all(result[name]["leaving"] == [] for name in ("ada", "bob", "cy"))
+    # The watcher signing in on node 3 learns that u1 (node 1) is online.
+    assert result["w"]["watchlist"] == [{"name": "online", "user_ids": ["u1"]}]
+    assert_clean_logs([*nodes, late])

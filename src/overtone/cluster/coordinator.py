@@ -57,6 +57,8 @@ class Coordinator:
         self._pending: list[list[Any]] = []
         self._last_heartbeat = float("-inf")
         self.last_seen: dict[str, float] = {}
+        self.synced: set[str] = set()
+        """Nodes whose whole state (``hello`` or ``sync``) this node has received."""
         self._asked: set[str] = set()
         self.hubs: dict[str, Hub] = {}
         self.on_restart: Callable[[int], None] | None = None
@@ -113,6 +115,7 @@ class Coordinator:
 
     def _forget(self, node: str) -> None:
         self.last_seen.pop(node, None)
+        self.synced.discard(node)
         self._asked.discard(node)
         # The surviving node with the smallest id speaks for the one that is gone.
         responsible = self.node_id <= min(self.last_seen, default=self.node_id)
@@ -178,6 +181,7 @@ class Coordinator:
                 replace_share(hub, sender, Share.from_wire(wire))
                 if isinstance(caches, dict):
                     hub.cache.merge(caches.get(app_id), now)
+            self.synced.add(sender)
             if kind == "hello":
                 log.info("node %s joined", sender)
                 self._queue("", {"t": "sync", **self.state(now)})

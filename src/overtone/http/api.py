@@ -138,7 +138,7 @@ class Api:
             raise BadRequest(400, "info=user_count needs filter_by_prefix=presence-")
         channels = {
             name: _info(call.hub, name, info)
-            for name in sorted(call.hub.channels)
+            for name in sorted(call.hub.channel_names())
             if name.startswith(prefix)
         }
         return _ok({"channels": channels})

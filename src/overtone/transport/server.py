@@ -202,7 +202,7 @@ class Server:
             log.warning("starting without the cluster: the broker is not reachable yet")
             return
         peers = await broker.peers()
-        while len(coordinator.last_seen) < peers and loop.time() < deadline:
+        while len(coordinator.synced) < peers and loop.time() < deadline:
             await asyncio.sleep(0.01)
 
     async def _tick(self) -> None:

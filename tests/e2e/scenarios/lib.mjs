@@ -366,7 +366,10 @@ export async function rawClient(timeout = 5000) {
   };
 }
 
-/** Print a progress line `{"stage": name, ...}` and wait for the Python side's go-ahead. */
+/**
+ * Print a progress line `{"stage": name, ...}` and wait for the Python side's go-ahead: the line
+ * `name`, or `name {json}` whose JSON object is returned (else `{}`).
+ */
 let stdinLines = null;
 export async function stage(name, data = {}, timeout = 15000) {
   if (!stdinLines) {
@@ -375,7 +378,13 @@ export async function stage(name, data = {}, timeout = 15000) {
     rl.on('line', (line) => stdinLines.push({ event: line.trim() }));
   }
   process.stdout.write(JSON.stringify({ stage: name, ...data }) + '\n');
-  await stdinLines.waitFor((item) => item.event === name, `go-ahead for stage ${name}`, timeout);
+  const line = await stdinLines.waitFor(
+    (item) => item.event === name || item.event.startsWith(`${name} `),
+    `go-ahead for stage ${name}`,
+    timeout,
+  );
+  const rest = line.event.slice(name.length).trim();
+  return rest ? JSON.parse(rest) : {};
 }
 
 /** Run a scenario: print its JSON result and exit 0, or print the error and exit 1. */
