@@ -1,0 +1,115 @@
+"""Front-end values: what HandleInertiaRequests shares, Echo options, the script snippet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from overtone.broadcast import FrontendConfig, echo_options_json, echo_script, frontend_config
+
+PRODUCTION = {
+    "REVERB_APP_ID": "telemedicina-prod",
+    "REVERB_APP_KEY": "public-key",
+    "REVERB_APP_SECRET": "never-in-a-page",
+    "REVERB_HOST": "app.example.com",
+    "REVERB_PORT": "443",
+    "REVERB_SCHEME": "https",
+}
+
+
+def test_the_runbooks_production_env_gives_wss_on_443() -> None:
+    config = frontend_config(PRODUCTION)
+    assert config == FrontendConfig(key="public-key", host="app.example.com", port=443)
+    assert config.to_dict() == {
+        "key": "public-key",
+        "host": "app.example.com",
+        "port": 443,
+        "scheme": "https",
+        "path": "",
+    }
+    assert config.echo_options() == {
+        "broadcaster": "reverb",
+        "key": "public-key",
+        "wsHost": "app.example.com",
+        "wsPort": 443,
+        "wssPort": 443,
+        "forceTLS": True,
+        "enabledTransports": ["ws", "wss"],
+    }
+
+
+def test_local_development_over_plain_ws_with_a_path() -> None:
+    config = frontend_config(
+        {
+            "REVERB_APP_KEY": "k",
+            "REVERB_HOST": "localhost",
+            "REVERB_PORT": "8080",
+            "REVERB_SCHEME": "http",
+            "REVERB_SERVER_PATH": "/realtime/",
+        }
+    )
+    assert config is not None
+    options = config.echo_options()
+    assert (options["wsPort"], options["forceTLS"], options["wsPath"]) == (8080, False, "/realtime")
+
+
+@pytest.mark.parametrize(("scheme", "port"), [("https", 443), ("http", 80)])
+def test_port_defaults_follow_the_scheme(scheme: str, port: int) -> None:
+    config = frontend_config({"REVERB_APP_KEY": "k", "REVERB_SCHEME": scheme})
+    assert config is not None and config.port == port
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"REVERB_APP_KEY": ""},
+        {"REVERB_APP_KEY": "null"},
+        {"REVERB_APP_KEY": "k", "REVERB_PORT": "x"},
+        {"REVERB_APP_KEY": "k", "REVERB_SCHEME": "ftp"},
+    ],
+)
+def test_not_configured_is_none_so_the_page_can_say_realtime_is_off(
+    env: dict[str, str],
+) -> None:
+    assert frontend_config(env) is None
+    assert echo_options_json(None) == "null"
+    assert echo_script(None) == "<script>window.Echo = null; /* realtime is off */</script>"
+
+
+def test_the_request_host_or_the_pages_host_stands_in_for_a_missing_reverb_host() -> None:
+    for request_host, host in (
+        ("shop.example", "shop.example"),
+        ("shop.example:8000", "shop.example"),
+        ("[::1]:8000", "::1"),
+        ("::1", "::1"),
+    ):
+        config = frontend_config({"REVERB_APP_KEY": "k"}, request_host=request_host)
+        assert config is not None and config.host == host
+    without = frontend_config({"REVERB_APP_KEY": "k"})
+    assert without is not None and "wsHost" not in without.echo_options()
+    assert "wsHost:window.location.hostname}" in echo_script(without)
+
+
+def test_the_script_embeds_safe_json_and_never_the_secret() -> None:
+    config = FrontendConfig(key="</script><b>&", host="h", port=443)
+    script = echo_script(config, assign_to="window.realtime", nonce='n"1')
+    assert script.startswith('<script nonce="n&quot;1">window.realtime = new Echo({')
+    assert script.endswith("});</script>")
+    assert script.count("</script>") == 1 and "<b>" not in script
+    body = script[len('<script nonce="n&quot;1">window.realtime = new Echo(') : -len(");</script>")]
+    assert json.loads(body)["key"] == "</script><b>&"
+    page = echo_script(frontend_config(PRODUCTION)) + echo_options_json(frontend_config(PRODUCTION))
+    assert "never-in-a-page" not in page
+    with pytest.raises(ValueError, match="JavaScript name"):
+        echo_script(config, assign_to="x; alert(1)")
+
+
+def test_env_file(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("REVERB_APP_KEY=from-file\nREVERB_HOST=file.example\n")
+    config = frontend_config({"REVERB_HOST": "process.example"}, env_file=env_file)
+    assert config is not None
+    assert (config.key, config.host) == ("from-file", "process.example")
