@@ -19,8 +19,8 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/overtone start
 
-# Debian packages the tests need (headless Chromium, redis-server); installed when missing.
-SYSTEM_PACKAGES := chromium:chromium redis-server:redis-server
+# Debian packages the tests need (Chromium, redis-server, nginx, supervisor); installed when missing.
+SYSTEM_PACKAGES := chromium:chromium redis-server:redis-server /usr/sbin/nginx:nginx supervisord:supervisor
 system-deps:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
 		command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \

@@ -1,8 +1,8 @@
 """``overtone restart``: graceful restart of the running server(s).
 
-Locally, the PID file written by ``overtone start`` names the process: a ``--workers``
-supervisor gets SIGHUP (workers are replaced one at a time, the port never stops accepting);
-a single server gets SIGTERM (it drains, every client gets 4200 and reconnects at once, and
+Locally, the PID file written by ``overtone start`` names the process (and says whether it
+is a workers' supervisor): a supervisor gets SIGHUP (workers are replaced one at a time, the
+port never stops accepting); a single server gets SIGTERM (it drains, every client gets 4200 and reconnects at once, and
 Supervisor or systemd starts it again, as with ``reverb:restart``). With scaling on,
 ``--cluster`` asks every node through Redis to drain and exit, one after the other.
 """
@@ -22,7 +22,6 @@ from redis.exceptions import RedisError
 
 from overtone.cli.common import add_env_file, load
 from overtone.config import Scaling
-from overtone.transport.server import WORKER_ENV
 
 
 def register(commands: Any) -> None:
@@ -50,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_publish_restart(settings.scaling))
     path = settings.pid_path()
     try:
-        pid = int(path.read_text().strip())
+        pid_text, _, kind = path.read_text().strip().partition(" ")
+        pid = int(pid_text)
     except (OSError, ValueError):
         print(
             f"overtone: no running server found (no PID in {path}); "
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    supervisor = _is_supervisor(pid)
+    supervisor = kind == "workers"
     try:
         os.kill(pid, signal.SIGHUP if supervisor else signal.SIGTERM)
     except ProcessLookupError:
@@ -70,26 +70,6 @@ def run(args: argparse.Namespace) -> int:
     what = "rolling restart of the workers" if supervisor else "drain and restart"
     print(f"overtone: asked process {pid} for a {what}")
     return 0
-
-
-def _is_supervisor(pid: int) -> bool:
-    """Whether ``pid`` is a ``--workers`` supervisor (its children carry WORKER_ENV)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            arguments = cmdline.read().split(b"\0")
-    except OSError:
-        return False
-    return b"--workers" in arguments and not _has_env(pid, WORKER_ENV)
-
-
-def _has_env(pid: int, name: str) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as environ:
-            return any(
-                item.startswith(name.encode() + b"=") for item in environ.read().split(b"\0")
-            )
-    except OSError:
-        return False
 
 
 async def _publish_restart(scaling: Scaling) -> int:

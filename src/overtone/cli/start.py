@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         supervisor = Supervisor(settings.workers, sys.argv[1:], settings.shutdown_timeout)
         pid_path = settings.pid_path()
         with contextlib.suppress(OSError):
-            pid_path.write_text(f"{os.getpid()}\n")
+            pid_path.write_text(f"{os.getpid()} workers\n")
         try:
             return run_async(supervisor.run())
         finally:

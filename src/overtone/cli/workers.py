@@ -43,6 +43,7 @@ class Supervisor:
         self.workers: dict[int, Worker] = {}
         self.stopping = False
         self._restarting = False
+        self._started = asyncio.Event()
 
     async def spawn(self, index: int) -> Worker:
         """Start worker ``index`` and wait until it listens (or fails)."""
@@ -76,6 +77,7 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.rolling_restart()))
         for index in range(self.count):
             self.workers[index] = await self.spawn(index)
+        self._started.set()
         watchers = {index: loop.create_task(self._watch(index)) for index in self.workers}
         await stop.wait()
         self.stopping = True
@@ -105,6 +107,7 @@ class Supervisor:
             return
         self._restarting = True
         try:
+            await self._started.wait()  # a SIGHUP during the first start waits for it
             log.info("rolling restart of %d worker(s)", self.count)
             for index in sorted(self.workers):
                 old = self.workers[index]
