@@ -2,8 +2,9 @@
 
 Locally, the PID file written by ``overtone start`` names the process (and says whether it
 is a workers' supervisor): a supervisor gets SIGHUP (workers are replaced one at a time, the
-port never stops accepting); a single server gets SIGTERM (it drains, every client gets 4200 and reconnects at once, and
-Supervisor or systemd starts it again, as with ``reverb:restart``). With scaling on,
+port never stops accepting); a single server gets SIGTERM (it drains, every client gets 4200
+and reconnects at once, and Supervisor or systemd starts it again, as ``reverb:restart``).
+With scaling on,
 ``--cluster`` asks every node through Redis to drain and exit, one after the other.
 """
 
