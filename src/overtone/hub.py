@@ -16,49 +16,26 @@ Within one node, events to one channel reach subscribers in publish order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from overtone.apps import App, ClientEventsFrom
-from overtone.channels.cache import EventCache
+from overtone.apps import ClientEventsFrom
 from overtone.channels.channel import Channel
-from overtone.channels.replica import OrderedShare, RemoteApp
 from overtone.channels.subscription import SubscriptionRefused, check_subscription
-from overtone.channels.watchlist import Watchlists
+from overtone.hub_state import HubState, watchlist_event
 from overtone.protocol import errors, messages
 from overtone.protocol.channel_names import classify, name_error
 from overtone.protocol.errors import PusherError
 from overtone.protocol.frames import encode_frame
 from overtone.protocol.signin import parse_signin
 from overtone.session import CloseWith, Session, WriteFrame
-from overtone.stats import AppStats
 
 PING_FRAME = encode_frame(messages.PING)
 PONG_FRAME = encode_frame(messages.PONG)
 
-Emit = Callable[[dict[str, Any]], None]
 
-
-class Hub:
+class Hub(HubState):
     """Everything one app's connections share on this node."""
-
-    def __init__(self, app: App, new_socket_id: Callable[[], str], pong_timeout: float) -> None:
-        self.app = app
-        self.pong_timeout = pong_timeout
-        self._new_socket_id = new_socket_id
-        self.sessions: dict[str, Session] = {}
-        self.channels: dict[str, Channel[Session]] = {}
-        self.users: dict[str, set[Session]] = {}
-        self.cache = EventCache(app.cache_ttl)
-        self.watchlists: Watchlists[Session] = Watchlists()
-        self.remote = RemoteApp()
-        self.stats = AppStats()
-        self.ordered = OrderedShare()
-        """This node's own counts as replayed from the broker, in the broker's order."""
-        self.emit: Emit | None = None
-        """Set by the cluster layer; ``None`` on a single node (nothing to tell anyone)."""
-        self.webhook: Emit | None = None
-        """Set by the transport when the app has webhook URLs; receives webhook events."""
 
     # -- connection lifecycle -------------------------------------------------------------
 
@@ -252,23 +229,6 @@ class Hub:
         if self.emit is None:
             self.hook(name, **fields)
 
-    def hook(self, name: str, **fields: Any) -> None:
-        """Queue webhook event ``name`` if the app wants it (never blocks)."""
-        if self.webhook is not None and self.app.wants_webhook(name):
-            self.webhook({"name": name, **fields})
-
-    def member_event(
-        self, name: str, event: str, user_id: str, info: Any = None, exclude: str | None = None
-    ) -> None:
-        """Send ``member_added`` (with ``info``) or ``member_removed`` to local subscribers."""
-        channel = self.channels.get(name)
-        if channel is None:
-            return
-        data: dict[str, Any] = {"user_id": user_id}
-        if event == "pusher_internal:member_added":
-            data["user_info"] = info
-        self._fan_out(channel, encode_frame(messages.channel_event(event, name, data)), exclude)
-
     def _client_event(
         self, session: Session, event: str, name: object, data: object, now: float
     ) -> None:
@@ -341,7 +301,7 @@ class Hub:
         self.watchlists.watch(session, watchlist)
         online = [uid for uid in watchlist if self.is_online(uid)]
         if online:
-            self._send(session, _watchlist_event("online", online))
+            self._send(session, watchlist_event("online", online))
         if self.emit is not None:
             self.emit({"t": "in", "u": user_id})
         if first_here and user_id not in self.remote.users:
@@ -361,19 +321,6 @@ class Hub:
         if self.emit is not None:
             self.emit({"t": "out", "u": user_id})
         session.user_id = None
-
-    def is_online(self, user_id: str) -> bool:
-        """Whether ``user_id`` is signed in anywhere in the cluster."""
-        return user_id in self.users or user_id in self.remote.users
-
-    def notify_watchers(self, user_id: str, status: str) -> None:
-        """Tell local connections watching ``user_id`` that it went online/offline."""
-        watchers = self.watchlists.watchers_of(user_id)
-        if watchers:
-            frame = encode_frame(_watchlist_event(status, [user_id]))
-            for watcher in watchers:
-                watcher.write(frame)
-            self.stats.sent(frame, len(watchers))
 
     # -- publishing -----------------------------------------------------------------------
 
@@ -396,33 +343,6 @@ class Hub:
         if channel is not None:
             self._fan_out(channel, encode_frame(payload), exclude)
 
-    def _fan_out(self, channel: Channel[Session], frame: bytes, exclude: str | None) -> None:
-        subscribers = channel.subscribers
-        if exclude is None or exclude not in subscribers:
-            # The hot loop: one pre-encoded frame written to every subscriber.
-            for session in subscribers.values():
-                session.write(frame)
-            self.stats.sent(frame, len(subscribers))
-        else:
-            for socket_id, session in subscribers.items():
-                if socket_id != exclude:
-                    session.write(frame)
-            self.stats.sent(frame, len(subscribers) - 1)
-
-    def _send(self, session: Session, payload: bytes) -> None:
-        frame = encode_frame(payload)
-        session.write(frame)
-        self.stats.sent(frame)
-
-    def _send_error(self, session: Session, err: PusherError) -> None:
-        frame = encode_frame(messages.error(err))
-        session.write(frame)
-        self._count_error(err, frame)
-
-    def _count_error(self, err: PusherError, frame: bytes) -> None:
-        self.stats.sent(frame)
-        self.stats.errors[err.code or 0] += 1
-
     def terminate_user(self, user_id: str, *, tell_cluster: bool = True) -> int:
         """Close every connection signed in, or present in a presence channel, as ``user_id``.
 
@@ -441,54 +361,3 @@ class Hub:
         if tell_cluster and self.emit is not None:
             self.emit({"t": "term", "u": user_id})
         return len(targets)
-
-    # -- queries (cluster-wide) -----------------------------------------------------------
-
-    def connection_count(self) -> int:
-        """Connections to this app in the whole cluster."""
-        return len(self.sessions) + self.remote.connections
-
-    def channel_names(self) -> set[str]:
-        """Occupied channels in the whole cluster."""
-        return set(self.channels) | set(self.remote.channels)
-
-    def subscription_count(self, name: str) -> int:
-        """Connections subscribed to ``name`` in the whole cluster."""
-        channel = self.channels.get(name)
-        local = len(channel.subscribers) if channel is not None else 0
-        return local + self.remote.subscription_count(name)
-
-    def presence_members(self, name: str) -> dict[str, Any]:
-        """``user_id -> user_info`` of presence channel ``name`` in the whole cluster."""
-        members = {
-            user_id: self.remote.member_info.get((name, user_id))
-            for user_id in self.remote.channel_users(name)
-        }
-        channel = self.channels.get(name)
-        if channel is not None and channel.roster is not None:
-            members.update((uid, m.user_info) for uid, m in channel.roster.members.items())
-        return members
-
-    def presence_snapshot(self, name: str) -> dict[str, Any]:
-        """The ``presence`` object of ``subscription_succeeded``."""
-        members = self.presence_members(name)
-        return {"ids": list(members), "hash": members, "count": len(members)}
-
-    def user_count(self, name: str) -> int:
-        """Distinct presence users of ``name`` in the whole cluster."""
-        return len(self.presence_members(name))
-
-    def user_ids(self, name: str) -> list[str]:
-        """User ids present in presence channel ``name``."""
-        return list(self.presence_members(name))
-
-    def cached_event(self, name: str, now: float) -> Any:
-        """The cached last event of ``name`` as a JSON object, or ``None``."""
-        payload = self.cache.get(name, now)
-        return messages.decode(payload) if payload is not None else None
-
-
-def _watchlist_event(name: str, user_ids: list[str]) -> bytes:
-    return messages.plain_event(
-        "pusher_internal:watchlist_events", {"events": [{"name": name, "user_ids": user_ids}]}
-    )
