@@ -277,6 +277,6 @@ async def serve(settings: Settings, on_ready: Callable[[Server], None] | None = 
     finally:
         if os.environ.get(WORKER_ENV) is None:
             with contextlib.suppress(OSError):
-                if pid_path.read_text().strip() == str(os.getpid()):
+                if pid_path.read_text().split()[0] == str(os.getpid()):
                     pid_path.unlink()
     return 0
