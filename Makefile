@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 E2E := tests/e2e
 E2E_STAMP := $(E2E)/node_modules/.installed
+CLINIC := examples/clinic
+CLINIC_STAMP := $(CLINIC)/node_modules/.installed
 
 .PHONY: run test lint typecheck pytest setup system-deps e2e-deps bench clean
 
@@ -34,11 +36,15 @@ $(E2E_STAMP): $(E2E)/package.json $(E2E)/package-lock.json
 	cd $(E2E) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(E2E_STAMP)
 
-e2e-deps: $(E2E_STAMP)
+$(CLINIC_STAMP): $(CLINIC)/package.json $(CLINIC)/package-lock.json
+	cd $(CLINIC) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(CLINIC_STAMP)
+
+e2e-deps: $(E2E_STAMP) $(CLINIC_STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -52,4 +58,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) $(E2E)/node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(E2E)/node_modules $(CLINIC)/node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -55,6 +55,12 @@ def test_local_development_over_plain_ws_with_a_path() -> None:
     assert (options["wsPort"], options["forceTLS"], options["wsPath"]) == (8080, False, "/realtime")
 
 
+def test_local_development_matches_the_broadcaster_fallback() -> None:
+    config = frontend_config({"REVERB_APP_KEY": "k", "REVERB_SERVER_PORT": "9001"})
+    assert config is not None
+    assert (config.scheme, config.port, config.host) == ("http", 9001, None)
+
+
 @pytest.mark.parametrize(("scheme", "port"), [("https", 443), ("http", 80)])
 def test_port_defaults_follow_the_scheme(scheme: str, port: int) -> None:
     config = frontend_config({"REVERB_APP_KEY": "k", "REVERB_SCHEME": scheme})
@@ -96,10 +102,13 @@ def test_the_request_host_or_the_pages_host_stands_in_for_a_missing_reverb_host(
 def test_the_script_embeds_safe_json_and_never_the_secret() -> None:
     config = FrontendConfig(key="</script><b>&", host="h", port=443)
     script = echo_script(config, assign_to="window.realtime", nonce='n"1')
-    assert script.startswith('<script nonce="n&quot;1">window.realtime = new Echo({')
+    assert script.startswith(
+        '<script nonce="n&quot;1">window.realtime = new (Echo.default || Echo)({'
+    )
     assert script.endswith("});</script>")
     assert script.count("</script>") == 1 and "<b>" not in script
-    body = script[len('<script nonce="n&quot;1">window.realtime = new Echo(') : -len(");</script>")]
+    prefix = '<script nonce="n&quot;1">window.realtime = new (Echo.default || Echo)('
+    body = script[len(prefix) : -len(");</script>")]
     assert json.loads(body)["key"] == "</script><b>&"
     page = echo_script(frontend_config(PRODUCTION)) + echo_options_json(frontend_config(PRODUCTION))
     assert "never-in-a-page" not in page

@@ -8,10 +8,12 @@ The same derivation as a Laravel app's ``HandleInertiaRequests`` sharing ``rever
 
 :func:`frontend_config` returns ``None`` when ``REVERB_APP_KEY`` is not set, so the page
 can say realtime is off (and must not connect). Defaults as Laravel's: scheme ``https``,
-port 443 (80 for ``http``). With no ``REVERB_HOST`` the host is ``request_host`` (e.g.
-Django's ``request.get_host()``, any port dropped) if given, else it is left out of the
-options and :func:`echo_script` uses ``window.location.hostname``. No secret ever reaches
-this module's output.
+port 443 (80 for ``http``); with none of ``REVERB_HOST``, ``REVERB_SCHEME`` and
+``REVERB_PORT`` set (local development, matching the broadcaster's fallback) the scheme is
+``http`` and the port ``REVERB_SERVER_PORT`` (8080). With no ``REVERB_HOST`` the host is
+``request_host`` (e.g. Django's ``request.get_host()``, any port dropped) if given, else it
+is left out of the options and :func:`echo_script` uses ``window.location.hostname``. No
+secret ever reaches this module's output.
 """
 
 from __future__ import annotations
@@ -90,8 +92,11 @@ def frontend_config(
         return None if value == "" or value.lower() in ("null", "(null)") else value
 
     key = pick("REVERB_APP_KEY")
-    scheme = (pick("REVERB_SCHEME") or "https").lower()
-    port_text = pick("REVERB_PORT")
+    local = all(pick(n) is None for n in ("REVERB_HOST", "REVERB_SCHEME", "REVERB_PORT"))
+    # No REVERB_HOST: local development against the server on this machine, as the
+    # broadcaster assumes (plain http on REVERB_SERVER_PORT, 8080 by default).
+    scheme = (pick("REVERB_SCHEME") or ("http" if local else "https")).lower()
+    port_text = pick("REVERB_PORT") or (pick("REVERB_SERVER_PORT") or "8080" if local else None)
     if key is None or scheme not in ("http", "https"):
         return None
     if port_text is None:
@@ -153,4 +158,5 @@ def echo_script(
     options = echo_options_json(config)
     if config.host is None:
         options = options[:-1] + ",wsHost:window.location.hostname}"
-    return f"<script{attribute}>{assign_to} = new Echo({options});</script>"
+    # laravel-echo's browser build exposes its module as ``Echo``: the class is Echo.default.
+    return f"<script{attribute}>{assign_to} = new (Echo.default || Echo)({options});</script>"

@@ -1,0 +1,1 @@
+"""A small telemedicine app showing overtone.broadcast with FastAPI and laravel-echo."""
