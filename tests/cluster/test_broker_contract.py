@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -25,13 +26,17 @@ class Endpoint:
     broker: Broker | None = None
 
     def on_message(self, data: bytes) -> None:
-        self.received.append(data)
+        decoded = json.loads(data)  # one envelope, or several as a JSON array
+        for envelope in decoded if isinstance(decoded, list) else [decoded]:
+            self.received.append(json.dumps(envelope).encode())
 
     def on_connected(self) -> None:
         self.connects += 1
 
 
 Factory = Callable[[Endpoint], Broker]
+LOST = json.dumps({"n": "a", "m": "lost"}).encode()
+AFTER = json.dumps({"n": "a", "m": "after"}).encode()
 
 
 @pytest_asyncio.fixture(params=["memory", "redis"])
@@ -83,7 +88,7 @@ async def test_envelopes_reach_every_other_broker_in_order(
     factory, _ = make_broker
     a, b, c = [await started(factory) for _ in range(3)]
     assert a.broker is not None
-    sent = [f"m{i}".encode() for i in range(200)]
+    sent = [json.dumps({"n": "a", "m": i}).encode() for i in range(200)]
     for envelope in sent:
         a.broker.publish(envelope)
     await eventually(lambda: len(b.received) == 200 and len(c.received) == 200)
@@ -109,10 +114,10 @@ async def test_outage_drops_then_reconnects_and_says_so(
 
     outage(False)
     await eventually(lambda: not a.broker.connected)  # type: ignore[union-attr]
-    a.broker.publish(b"lost")
+    a.broker.publish(LOST)
     assert a.broker.dropped >= 1
     outage(True)
     await eventually(lambda: a.connects == 2 and b.connects == 2, timeout=15)
-    a.broker.publish(b"after")
-    await eventually(lambda: b"after" in b.received)
-    assert b"lost" not in b.received
+    a.broker.publish(AFTER)
+    await eventually(lambda: AFTER in b.received)
+    assert LOST not in b.received

@@ -257,3 +257,17 @@ def test_channel_list_is_cluster_wide() -> None:
     )
     answer = api.handle("GET", target, b"", bus.now, time.time())
     assert json.loads(answer.body) == {"channels": {"only-on-a": {"subscription_count": 1}}}
+
+
+def test_envelopes_joined_into_one_array_are_all_applied() -> None:
+    bus = Bus()
+    a, b = bus.add("a"), bus.add("b")
+    x = client_on(bus, a)
+    x.subscribe("joined")
+    subscribed = a.flush()
+    x.send({"event": "pusher:unsubscribe", "data": {"channel": "joined"}})
+    x.subscribe("joined-too")
+    changed = a.flush()
+    assert subscribed is not None and changed is not None
+    b.receive(b"[" + subscribed + b"," + changed + b"]", bus.now)
+    assert hub_of(b).channel_names() == {"joined-too"}

@@ -5,9 +5,10 @@ implementation and checked by ``tests/cluster/test_broker_contract.py``:
 
 - :meth:`Broker.start` returns promptly; connecting may finish in the background, and each
   time the broker becomes connected (first time and after an outage) ``on_connected`` runs.
-- An envelope given to :meth:`Broker.publish` while connected reaches ``on_message`` of every
-  broker on the same channel, the publisher included, at most once, and every broker sees
-  all envelopes in the same order.
+- An envelope (a JSON object) given to :meth:`Broker.publish` while connected reaches
+  ``on_message`` of every broker on the same channel, the publisher included, at most once,
+  and every broker sees all envelopes in the same order. A broker may deliver several
+  consecutive envelopes of one publisher together, as one JSON array.
 - While disconnected, :meth:`Broker.publish` drops envelopes (``dropped`` counts them).
 - :meth:`Broker.close` sends what is queued (bounded by ``timeout``), then disconnects.
 - :meth:`Broker.peers` counts the other brokers listening (used to wait for their state

@@ -125,12 +125,21 @@ class Coordinator:
     # -- incoming ------------------------------------------------------------------------
 
     def receive(self, data: bytes, now: float) -> None:
-        """Handle one envelope from the broker (our own are ignored)."""
+        """Handle what the broker delivered: one envelope, or a JSON array of envelopes."""
         try:
-            envelope = orjson.loads(data)
+            decoded = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            log.warning("ignoring a malformed cluster message")
+            return
+        for envelope in decoded if isinstance(decoded, list) else [decoded]:
+            self._envelope(envelope, now)
+
+    def _envelope(self, envelope: object, now: float) -> None:
+        try:
+            assert isinstance(envelope, dict)
             sender = envelope["n"]
             messages = envelope["m"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+        except (AssertionError, KeyError, TypeError):
             log.warning("ignoring a malformed cluster message")
             return
         if not isinstance(messages, list):

@@ -114,13 +114,10 @@ class RedisBroker:
             self._outbox.clear()
             self._sending = True
             try:
-                if len(batch) == 1:
-                    await client.publish(self.channel, batch[0])
-                else:
-                    async with client.pipeline(transaction=False) as pipe:
-                        for envelope in batch:
-                            pipe.publish(self.channel, envelope)
-                        await pipe.execute()
+                # One Redis message for everything queued since the last send: every node
+                # pays per Redis message read, so bursts (e.g. thousands of connections)
+                # cost one message per send, not one per event-loop iteration.
+                await client.publish(self.channel, join_envelopes(batch))
             except (RedisError, OSError):
                 self.dropped += len(batch)
             finally:
@@ -153,6 +150,13 @@ class RedisBroker:
         for task in (self._reader, self._writer):
             if task is not None:
                 await _quietly(task)
+
+
+def join_envelopes(envelopes: list[bytes]) -> bytes:
+    """One payload for several JSON envelopes: the envelope itself, or a JSON array of them."""
+    if len(envelopes) == 1:
+        return envelopes[0]
+    return b"[" + b",".join(envelopes) + b"]"
 
 
 async def _quietly(awaitable: object) -> None:
