@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from overtone.broadcast.config import BroadcastConfig
 from overtone.broadcast.failsoft import WarningLimiter
-from overtone.broadcast.operations import Operations
+from overtone.broadcast.operations import BroadcasterBase, Operations
 from overtone.broadcast.sdk import Json, SignedRequest
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ else:
         import httpx
 
 
-class AsyncBroadcaster:
+class AsyncBroadcaster(BroadcasterBase):
     """Publishes through overtone's HTTP API from async code."""
 
     def __init__(
@@ -70,16 +70,6 @@ class AsyncBroadcaster:
         """A broadcaster configured from ``REVERB_*`` variables (see :mod:`.config`)."""
         config = BroadcastConfig.from_env(environ, env_file=env_file)
         return cls(config, strict=strict, limiter=limiter)
-
-    @property
-    def enabled(self) -> bool:
-        """Whether broadcasts can be sent (credentials present and valid)."""
-        return self._ops.signer is not None
-
-    @property
-    def disabled_reason(self) -> str | None:
-        """Why broadcasting is off, naming the variable; ``None`` when it is on."""
-        return self._ops.disabled_reason
 
     async def trigger(
         self,

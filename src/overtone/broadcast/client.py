@@ -19,11 +19,11 @@ import requests
 
 from overtone.broadcast.config import BroadcastConfig
 from overtone.broadcast.failsoft import WarningLimiter
-from overtone.broadcast.operations import Operations
+from overtone.broadcast.operations import BroadcasterBase, Operations
 from overtone.broadcast.sdk import Json, SignedRequest
 
 
-class Broadcaster:
+class Broadcaster(BroadcasterBase):
     """Publishes through overtone's HTTP API with requests signed by the ``pusher`` SDK."""
 
     def __init__(
@@ -63,16 +63,6 @@ class Broadcaster:
         """A broadcaster configured from ``REVERB_*`` variables (see :mod:`.config`)."""
         config = BroadcastConfig.from_env(environ, env_file=env_file)
         return cls(config, strict=strict, limiter=limiter)
-
-    @property
-    def enabled(self) -> bool:
-        """Whether broadcasts can be sent (credentials present and valid)."""
-        return self._ops.signer is not None
-
-    @property
-    def disabled_reason(self) -> str | None:
-        """Why broadcasting is off, naming the variable; ``None`` when it is on."""
-        return self._ops.disabled_reason
 
     def trigger(
         self,

@@ -69,3 +69,19 @@ class Operations:
             return None
         self.reporter.recovered(self.config.server_url)
         return document
+
+
+class BroadcasterBase:
+    """What the sync and async broadcasters share: their :class:`Operations` and state."""
+
+    _ops: Operations
+
+    @property
+    def enabled(self) -> bool:
+        """Whether broadcasts can be sent (credentials present and valid)."""
+        return self._ops.signer is not None
+
+    @property
+    def disabled_reason(self) -> str | None:
+        """Why broadcasting is off, naming the variable; ``None`` when it is on."""
+        return self._ops.disabled_reason
