@@ -74,6 +74,7 @@ class Settings:
     workers: int = 1
     scaling: Scaling | None = None
     metrics_token: str | None = None
+    max_connections: int | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
     log_format: str = "text"
@@ -227,6 +228,7 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
         tick_interval=env.get("OVERTONE_TICK_INTERVAL", 1.0, float_value(0.01)),
         workers=env.get("OVERTONE_WORKERS", 1, int_value(1)),
         metrics_token=env.raw("OVERTONE_METRICS_TOKEN"),
+        max_connections=env.get("OVERTONE_MAX_CONNECTIONS", None, int_value(1)),
         tls_cert=env.get("OVERTONE_TLS_CERT", None, readable_file),
         tls_key=env.get("OVERTONE_TLS_KEY", None, readable_file),
         log_format=env.get("OVERTONE_LOG_FORMAT", "text", log_format),

@@ -181,3 +181,24 @@ async def test_client_event_flood_gets_4301_and_the_connection_stays(live: Serve
     while (message := await client.recv_json())["event"] != "pusher:pong":
         assert message["data"]["code"] == 4301
     client.close()
+
+
+async def test_over_capacity_gets_4100() -> None:
+    server = await start(OVERTONE_MAX_CONNECTIONS="2")
+    try:
+        clients = [await RawClient.connect(server.port) for _ in range(2)]
+        for client in clients:
+            await client.established()
+        third = await RawClient.connect(server.port)
+        error = await third.recv_json()
+        assert error["data"]["code"] == 4100
+        assert await third.recv_close() == 4100
+        third.close()
+        clients.pop().close()
+        await asyncio.sleep(0.1)
+        again = await RawClient.connect(server.port)
+        await again.established()  # room again once a connection left
+        again.close()
+        clients[0].close()
+    finally:
+        await server.shutdown()

@@ -49,6 +49,7 @@ NO_PROTOCOL = PusherError(ErrorCode.NO_PROTOCOL, "No protocol version supplied")
 BAD_ORIGIN = PusherError(ErrorCode.UNAUTHORIZED, "Origin not allowed for this application")
 TERMINATED = PusherError(ErrorCode.UNAUTHORIZED, "Connection terminated by the server")
 SLOW_CONSUMER = PusherError(ErrorCode.OVER_CAPACITY, "Client is not reading fast enough")
+OVER_CAPACITY = PusherError(ErrorCode.OVER_CAPACITY, "Server is over capacity, try again later")
 
 
 def app_not_found(key: str) -> PusherError:

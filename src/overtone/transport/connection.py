@@ -269,6 +269,10 @@ class Connection(asyncio.Protocol):
         if problem is not None:
             self._fail(problem)
             return
+        if self.ctx.node.connection_count() >= self.ctx.max_connections:
+            self.ctx.over_capacity()
+            self._fail(errors.OVER_CAPACITY)
+            return
         self.hub = self.ctx.node.hub(app)
         write = self.ctx.debug_writer(transport.write) if self.ctx.debug else transport.write
         self.session = self.hub.connect(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -51,9 +52,23 @@ class ServerContext:
     connections: set[Connection] = field(default_factory=set)
     stopping: bool = False
     write_high_water: int = WRITE_HIGH_WATER
+    max_connections: int = 1 << 62
+    last_capacity_warning: float = float("-inf")
     latency: Latency = field(default_factory=Latency)
     protocol_closes: Counter[int] = field(default_factory=Counter)
     ops: OpsHandler | None = None
+
+    def over_capacity(self) -> None:
+        """Log (at most once a minute) that connections are refused with 4100."""
+        now = self.loop.time()
+        if now - self.last_capacity_warning >= 60:
+            self.last_capacity_warning = now
+            log.warning(
+                "refusing new connections with 4100: %d open, the limit is %d "
+                "(OVERTONE_MAX_CONNECTIONS, or the open-files limit)",
+                self.node.connection_count(),
+                self.max_connections,
+            )
 
     @property
     def ws_prefix(self) -> str:
@@ -69,6 +84,33 @@ class ServerContext:
     def debug_writer(write: Callable[[bytes], None]) -> Callable[[bytes], None]:
         """Wrap a connection's ``write`` to log every frame (``--debug``)."""
         return debug_writer(write)
+
+
+FD_RESERVE = 256
+"""File descriptors kept free for HTTP API calls, Redis, logs and webhooks."""
+
+
+def connection_capacity(configured: int | None) -> int:
+    """WebSocket connections this process accepts before refusing with 4100.
+
+    The soft open-files limit is first raised to the hard limit (the classic 1024 ceiling);
+    without ``OVERTONE_MAX_CONNECTIONS`` the capacity is that limit minus a reserve, so the
+    process refuses cleanly instead of failing ``accept()`` for everyone.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    by_files = max(soft - FD_RESERVE, 1)
+    if configured is not None and configured > by_files:
+        log.warning(
+            "OVERTONE_MAX_CONNECTIONS=%d exceeds what the open-files limit allows (%d)",
+            configured,
+            by_files,
+        )
+    return min(configured, by_files) if configured is not None else by_files
 
 
 class Server:
@@ -99,6 +141,7 @@ class Server:
         loop = asyncio.get_running_loop()
         ctx = self.ctx = ServerContext(self.settings, self.node, self.api, loop)
         ctx.ops = OpsHandler(self)
+        ctx.max_connections = connection_capacity(self.settings.max_connections)
         self._start_webhooks()
         if self.settings.scaling is not None or self.broker_factory is not None:
             await self._join_cluster(self.settings.scaling or Scaling(redis_url=""))
@@ -262,11 +305,12 @@ async def serve(settings: Settings, on_ready: Callable[[Server], None] | None = 
         with contextlib.suppress(OSError):
             pid_path.write_text(f"{os.getpid()}\n")
     log.info(
-        "Starting server on %s://%s:%d%s",
+        "Starting server on %s://%s:%d%s (up to %d connections)",
         settings.scheme,
         settings.host,
         server.port,
         settings.path,
+        server.ctx.max_connections if server.ctx else 0,
     )
     if on_ready is not None:
         on_ready(server)
