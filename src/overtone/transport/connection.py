@@ -34,7 +34,7 @@ from overtone.protocol.frames import (
     encode_frame,
 )
 from overtone.protocol.handshake import check_upgrade, response_101
-from overtone.session import Session
+from overtone.session import Session, WriteFrame
 from overtone.transport.http import error_response, response
 from overtone.transport.ops import route_kind
 
@@ -140,7 +140,11 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         if self.session is not None and self.transport is not None and not self.closing:
-            self.session.write = self.transport.write
+            self.session.write = self._direct_write(self.transport)
+
+    def _direct_write(self, transport: asyncio.Transport) -> WriteFrame:
+        """The unguarded ``write`` of the session (logging every frame with ``--debug``)."""
+        return self.ctx.debug_writer(transport.write) if self.ctx.debug else transport.write
 
     # -- httptools callbacks -------------------------------------------------------------
 
@@ -274,7 +278,7 @@ class Connection(asyncio.Protocol):
             self._fail(errors.OVER_CAPACITY)
             return
         self.hub = self.ctx.node.hub(app)
-        write = self.ctx.debug_writer(transport.write) if self.ctx.debug else transport.write
+        write = self._direct_write(transport)
         self.session = self.hub.connect(
             write,
             self._close_websocket,
