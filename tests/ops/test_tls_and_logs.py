@@ -44,3 +44,18 @@ def test_json_logs(tmp_path: Path) -> None:
     assert any(m.startswith("Starting server on http://127.0.0.1:") for m in messages)
     assert any(m == "stopped" for m in messages)
     assert not any("test-secret" in m for m in messages)  # the summary has no secrets
+
+
+def test_debug_logs_every_frame_in_and_out(tmp_path: Path) -> None:
+    server = start_server(tmp_path, args=("--debug",))
+    try:
+        with websockets.sync.client.connect(server.ws_url, open_timeout=5) as ws:
+            ws.recv(timeout=5)
+            ws.send('{"event":"pusher:ping","data":{}}')
+            assert json.loads(ws.recv(timeout=5))["event"] == "pusher:pong"
+    finally:
+        assert server.stop() == 0
+    log = server.log()
+    assert '<- {"event":"pusher:ping","data":{}}' in log
+    assert '-> {"event":"pusher:pong","data":{}}' in log
+    assert '-> {"event":"pusher:connection_established"' in log
