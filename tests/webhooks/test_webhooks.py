@@ -20,7 +20,7 @@ from overtone.transport import webhooks
 from overtone.transport.server import Server
 from support.fakes import auth_for_secret
 from support.inprocess import BASE_ENV
-from support.rawws import RawClient
+from support.rawws import RawClient, frame
 from support.servers import APP_ID, APP_KEY, APP_SECRET, scaled
 from support.webhook_sink import WebhookSink
 
@@ -139,12 +139,20 @@ async def test_lifecycle_events_signed_and_valid(hooked: Server, sink: WebhookSi
         assert verdicts == [True] * len(sink.requests) + [False]
 
 
-async def test_a_burst_is_batched_into_few_requests(hooked: Server, sink: WebhookSink) -> None:
-    clients = [await join(hooked.port, f"room-{i}") for i in range(20)]
+async def test_a_burst_is_batched_into_one_request(hooked: Server, sink: WebhookSink) -> None:
+    client = await RawClient.connect(hooked.port)
+    await client.established()
+    burst = b"".join(
+        frame(json.dumps({"event": "pusher:subscribe", "data": {"channel": f"room-{i}"}}).encode())
+        for i in range(20)
+    )
+    client.send(burst)  # one read on the server: twenty channel_occupied events at once
+    for _ in range(20):
+        await client.recv_json()
     await until(lambda: len(events_of(sink)) == 20)
-    assert len(sink.requests) < 20
-    for client in clients:
-        client.close()
+    assert len(sink.requests) == 1
+    assert [e["channel"] for e in events_of(sink)] == [f"room-{i}" for i in range(20)]
+    client.close()
 
 
 async def test_failures_are_retried(sink: WebhookSink) -> None:
