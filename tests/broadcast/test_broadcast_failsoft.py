@@ -84,7 +84,7 @@ def test_server_down_returns_promptly_with_exactly_one_warning(
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, LOGGER):
         results = [broadcaster.trigger("orders", "created", {"n": n}) for n in range(5)]
-    assert time.monotonic() - started < scaled(2)
+    assert time.monotonic() - started < scaled(5)
     assert results == [None] * 5
     [warning] = warnings_of(caplog)
     assert warning.startswith(f"overtone at {config.server_url} is unreachable (")
@@ -105,7 +105,7 @@ def test_a_silent_server_costs_no_more_than_the_read_timeout(
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, LOGGER):
         assert broadcaster.trigger("orders", "created", {}) is None
-    assert 0.25 < time.monotonic() - started < scaled(2)
+    assert 0.25 < time.monotonic() - started < scaled(5)
     [warning] = warnings_of(caplog)
     assert "timed out" in warning
 
@@ -121,7 +121,7 @@ async def test_async_server_down_and_silent_fail_soft_promptly(
             assert await refused.trigger("orders", "created", {}) is None
         async with AsyncBroadcaster(down(silent_port, read_timeout=0.3), limiter=limiter) as mute:
             assert await mute.channels_info() is None
-    assert time.monotonic() - started < scaled(2)
+    assert time.monotonic() - started < scaled(5)
     refused_warning, timeout_warning = warnings_of(caplog)
     assert "unreachable (ConnectionRefusedError" in refused_warning
     assert "unreachable (" in timeout_warning and str(silent_port) in timeout_warning
