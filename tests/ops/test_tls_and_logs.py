@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import ssl
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -59,3 +61,23 @@ def test_debug_logs_every_frame_in_and_out(tmp_path: Path) -> None:
     assert '<- {"event":"pusher:ping","data":{}}' in log
     assert '-> {"event":"pusher:pong","data":{}}' in log
     assert '-> {"event":"pusher:connection_established"' in log
+
+
+def test_doctor_finds_a_local_server_that_serves_tls(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    tls = {"OVERTONE_TLS_CERT": str(cert), "OVERTONE_TLS_KEY": str(key)}
+    server = start_server(tmp_path, tls, scheme="https")
+    try:
+        env = {**server.env, "REVERB_HOST": "127.0.0.1", "REVERB_PORT": str(server.port)}
+        result = subprocess.run(
+            [sys.executable, "-m", "overtone", "doctor"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert f"[ok]   local server: answering on 127.0.0.1:{server.port}" in result.stdout
+    finally:
+        server.stop()
