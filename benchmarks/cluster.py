@@ -36,7 +36,7 @@ import orjson
 
 from benchmarks.cluster_report import nodes_table, workers_table
 from benchmarks.procstat import process_tree
-from benchmarks.run import ROOT, Server, free_port, pinned, raise_nofile
+from benchmarks.run import ROOT, Server, free_port, pinned, raise_nofile, run_client
 
 
 @dataclass(frozen=True)
@@ -153,19 +153,10 @@ def measure(setup: Setup, n: int, args: argparse.Namespace, workdir: Path) -> di
         cmd += ["--ports", ",".join(str(s.port) for s in servers)]
         cmd += ["--server-pids", ",".join(map(str, pids)), "--timeout", str(args.timeout)]
         cmd += ["--quick"] if args.quick else []
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        budget = 6 * args.timeout + 60
-        try:
-            done = subprocess.run(
-                pinned(1, cmd, args.pin), env=env, capture_output=True, timeout=budget, check=False
-            )
-        except subprocess.TimeoutExpired:
-            return {"failure": f"load client still running after {budget:.0f} s; killed"}
-        (workdir / f"client-{setup.name.replace(' ', '-')}.log").write_bytes(done.stderr)
-        lines = done.stdout.decode().strip().splitlines()
-        if done.returncode != 0 or not lines:
-            return {"failure": f"load client exit {done.returncode}: {done.stderr[-600:]!r}"}
-        result: dict[str, Any] = orjson.loads(lines[-1])
+        log_path = workdir / f"client-{setup.name.replace(' ', '-')}.log"
+        result = run_client(cmd, args.pin, 6 * args.timeout + 60, log_path)
+        if "failure" in result:
+            return result
         result["setup"] = asdict(setup)
         result["pids"] = pids
         for server in servers:

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks.loadclient import log, loop_name, phase
+from benchmarks.loadclient import log, loop_name, parse_common, phase
 from benchmarks.phases import Ctx, api_rate, fanout, latency, open_conns
 from benchmarks.procstat import rss_kb
 from benchmarks.wsclient import WSConn
@@ -40,16 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ports", type=numbers, required=True, help="one per node; 1st: API")
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--server-pids", type=numbers, default=[], help="nodes and Redis")
-    parser.add_argument("--quick", action="store_true", help="shorter phases")
-    parser.add_argument("--timeout", type=float, default=60.0, help="bound for each phase")
-    parser.add_argument("--concurrency", type=int, default=200, help="handshakes in flight")
-    parser.add_argument("--app-id", default="bench")
-    parser.add_argument("--key", default="bench-key")
-    parser.add_argument("--secret", default="bench-secret")
-    args = parser.parse_args(argv)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    args = parse_common(parser, argv)
     ctx = Ctx(
         host=args.host,
         port=args.ports[0],

@@ -33,17 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--server-pid", type=int, default=0)
     parser.add_argument("--mode", choices=("bench", "hold"), default="bench")
-    parser.add_argument("--quick", action="store_true", help="shorter phases")
     parser.add_argument("--hold", type=float, default=12.0, help="seconds to hold (hold mode)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="bound for each phase")
-    parser.add_argument("--concurrency", type=int, default=200, help="handshakes in flight")
-    parser.add_argument("--app-id", default="bench")
-    parser.add_argument("--key", default="bench-key")
-    parser.add_argument("--secret", default="bench-secret")
-    args = parser.parse_args(argv)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    args = parse_common(parser, argv)
     ctx = Ctx(
         host=args.host,
         port=args.port,
@@ -110,6 +101,21 @@ async def phase(out: dict[str, Any], name: str, work: Awaitable[dict[str, Any]])
     except Exception as exc:
         out[name] = {"error": repr(exc), "partial": True}
     log(f"{name}: {out[name]}")
+
+
+def parse_common(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Add the options every load client shares, parse, and raise the open-files limit."""
+    parser.add_argument("--quick", action="store_true", help="shorter phases")
+    parser.add_argument("--timeout", type=float, default=60.0, help="bound for each phase")
+    parser.add_argument("--concurrency", type=int, default=200, help="handshakes in flight")
+    parser.add_argument("--app-id", default="bench")
+    parser.add_argument("--key", default="bench-key")
+    parser.add_argument("--secret", default="bench-secret")
+    args = parser.parse_args(argv)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return args
 
 
 def loop_name() -> str:

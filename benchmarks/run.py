@@ -54,6 +54,27 @@ def pinned(core: int, cmd: list[str], pin: bool) -> list[str]:
     return ["taskset", "-c", str(core), *cmd] if pin else cmd
 
 
+def run_client(cmd: list[str], pin: bool, budget: float, log_path: Path) -> dict[str, Any]:
+    """Run a load client on core 1 (bounded by ``budget`` s); its last stdout line is JSON.
+
+    Returns that JSON object, or ``{"failure": reason}``; the client's stderr goes to
+    ``log_path``.
+    """
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        done = subprocess.run(
+            pinned(1, cmd, pin), env=env, capture_output=True, timeout=budget, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"failure": f"load client still running after {budget:.0f} s; killed"}
+    log_path.write_bytes(done.stderr)
+    lines = done.stdout.decode().strip().splitlines()
+    if done.returncode != 0 or not lines:
+        return {"failure": f"load client exit {done.returncode}: {done.stderr[-600:]!r}"}
+    result: dict[str, Any] = orjson.loads(lines[-1])
+    return result
+
+
 def health(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
@@ -136,19 +157,11 @@ def measure(
         cmd += ["--connections", str(n), "--server-pid", str(server.proc.pid), "--mode", mode]
         cmd += ["--timeout", str(args.timeout), "--hold", str(args.hold)]
         cmd += ["--quick"] if args.quick else []
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         budget = 6 * args.timeout + args.hold + 60
-        try:
-            done = subprocess.run(
-                pinned(1, cmd, args.pin), env=env, capture_output=True, timeout=budget, check=False
-            )
-        except subprocess.TimeoutExpired:
-            return {"failure": f"load client still running after {budget:.0f} s; killed"}
-        (workdir / f"client-{target}-{n}-{mode}.log").write_bytes(done.stderr)
-        lines = done.stdout.decode().strip().splitlines()
-        if done.returncode != 0 or not lines:
-            return {"failure": f"load client exit {done.returncode}: {done.stderr[-600:]!r}"}
-        result: dict[str, Any] = orjson.loads(lines[-1])
+        log_path = workdir / f"client-{target}-{n}-{mode}.log"
+        result = run_client(cmd, args.pin, budget, log_path)
+        if "failure" in result:
+            return result
         if server.proc.poll() is not None:
             result["failure"] = f"server exited with {server.proc.returncode}: {server.tail()}"
         return result
