@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from overtone.channels.history import HistoryLimits
+
 WEBHOOK_EVENTS = frozenset(
     {
         "channel_occupied",
@@ -63,6 +65,8 @@ class App:
     cache_ttl: float = 1_800.0
     max_channels_per_trigger: int = 100
     max_batch_size: int = 10
+    history: HistoryLimits = field(default_factory=HistoryLimits)
+    """Per-channel event history and recovery (protocol.md §8)."""
     webhook_urls: tuple[str, ...] = ()
     webhook_events: frozenset[str] | None = None
     """Webhook event names to send (``None``: all of :data:`WEBHOOK_EVENTS`)."""

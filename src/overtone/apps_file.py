@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from overtone.apps import App, RateLimit
+from overtone.channels.history import HistoryLimits
 from overtone.envvars import (
     ConfigError,
     bool_value,
@@ -32,6 +33,11 @@ _APP_FIELDS: dict[str, Callable[[str, str], Any]] = {
     "max_presence_members": int_value(1),
     "max_presence_user_info": int_value(1),
     "cache_ttl": float_value(1),
+}
+_HISTORY_FIELDS: dict[str, Callable[[str, str], Any]] = {
+    "enabled": bool_value,
+    "max_events": int_value(1),
+    "ttl": float_value(1),
 }
 _RATE_FIELDS: dict[str, Callable[[str, str], Any]] = {
     "enabled": bool_value,
@@ -66,6 +72,8 @@ def _app_from_table(source: str, index: int, table: object) -> App:
             if not isinstance(value, list) or not all(isinstance(o, str) for o in value):
                 raise ConfigError(f"{where}.allowed_origins must be a list of strings")
             options["allowed_origins"] = tuple(value) or ("*",)
+        elif name == "history":
+            options["history"] = _history(where, value)
         elif name == "rate_limit":
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}.rate_limit must be a table/object")
@@ -84,6 +92,20 @@ def _app_from_table(source: str, index: int, table: object) -> App:
         else:
             raise ConfigError(f"{where}: unknown option {name!r}")
     return App(id=str(table["id"]), key=str(table["key"]), secret=str(table["secret"]), **options)
+
+
+def _history(where: str, value: object) -> HistoryLimits:
+    """``history = {enabled, max_events, ttl}`` of one app (missing keys: defaults)."""
+    if isinstance(value, bool):
+        return HistoryLimits(enabled=value)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}.history must be a table/object or true/false")
+    unknown = set(value) - set(_HISTORY_FIELDS)
+    if unknown:
+        raise ConfigError(f"{where}.history: unknown option(s) {sorted(unknown)}")
+    return HistoryLimits(
+        **{k: _typed(f"{where}.history.{k}", v, _HISTORY_FIELDS[k]) for k, v in value.items()}
+    )
 
 
 def load_apps_file(path: str | Path) -> tuple[App, ...]:

@@ -19,6 +19,7 @@ from dotenv import dotenv_values
 
 from overtone.apps import App, RateLimit
 from overtone.apps_file import load_apps_file
+from overtone.channels.history import HistoryLimits
 from overtone.envvars import (
     ConfigError,
     Env,
@@ -67,6 +68,8 @@ class Settings:
     http_timeout: float = 10.0
     keepalive_timeout: float = 60.0
     pong_timeout: float = 30.0
+    history_memory: int = 64 * 1_048_576
+    """Node-wide cap on stored history, bytes (oldest events evicted first)."""
     max_write_buffer: int = 1_048_576
     signature_window: int = 600
     shutdown_timeout: float = 10.0
@@ -174,6 +177,13 @@ def _app_from_env(env: Env) -> App | None:
             "OVERTONE_PRESENCE_MAX_MEMBERS", base.max_presence_members, int_value(1)
         ),
         cache_ttl=env.get("OVERTONE_CACHE_TTL", base.cache_ttl, float_value(1)),
+        history=HistoryLimits(
+            enabled=env.get("OVERTONE_HISTORY_ENABLED", base.history.enabled, bool_value),
+            max_events=env.get(
+                "OVERTONE_HISTORY_MAX_EVENTS", base.history.max_events, int_value(1)
+            ),
+            ttl=env.get("OVERTONE_HISTORY_TTL", base.history.ttl, float_value(1)),
+        ),
         webhook_urls=env.get("OVERTONE_WEBHOOK_URL", (), urls),
         webhook_events=env.get("OVERTONE_WEBHOOK_EVENTS", None, webhook_events),
     )
@@ -222,6 +232,7 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
         http_timeout=env.get("OVERTONE_HTTP_TIMEOUT", 10.0, float_value(0.1)),
         keepalive_timeout=env.get("OVERTONE_KEEPALIVE_TIMEOUT", 60.0, float_value(0.1)),
         pong_timeout=env.get("OVERTONE_PONG_TIMEOUT", 30.0, float_value(0.1)),
+        history_memory=env.get("OVERTONE_HISTORY_MEMORY", 64 * 1_048_576, int_value(65_536)),
         max_write_buffer=env.get("OVERTONE_MAX_WRITE_BUFFER", 1_048_576, int_value(16_384)),
         signature_window=env.get("OVERTONE_SIGNATURE_WINDOW", 600, int_value(1)),
         shutdown_timeout=env.get("OVERTONE_SHUTDOWN_TIMEOUT", 10.0, float_value(0.1)),

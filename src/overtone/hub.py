@@ -21,6 +21,7 @@ from typing import Any
 
 from overtone.apps import ClientEventsFrom
 from overtone.channels.channel import Channel
+from overtone.channels.history import parse_position
 from overtone.channels.subscription import SubscriptionRefused, check_subscription
 from overtone.hub_state import HubState, watchlist_event
 from overtone.protocol import errors, messages
@@ -32,6 +33,8 @@ from overtone.session import CloseWith, Session, WriteFrame
 
 PING_FRAME = encode_frame(messages.PING)
 PONG_FRAME = encode_frame(messages.PONG)
+HISTORY_SWEEP = 5.0
+"""Seconds between sweeps of expired history (reads also expire what they pass)."""
 
 
 class Hub(HubState):
@@ -113,6 +116,9 @@ class Hub(HubState):
                 session.write(PING_FRAME)
                 self.stats.sent(PING_FRAME)
         self.cache.sweep(now)
+        if self.history is not None and now - self._history_swept >= HISTORY_SWEEP:
+            self._history_swept = now
+            self.history.sweep(now, self.channels.__contains__)
 
     # -- messages from clients ------------------------------------------------------------
 
@@ -169,11 +175,18 @@ class Hub(HubState):
                 self._lifecycle_hook("channel_occupied", channel=name)
             if member is not None and channel.roster is not None:
                 self._join(channel, session, member[0], member[1])
+        payload = b"{}"
         if channel.roster is not None:
-            snapshot = messages.encode({"presence": self.presence_snapshot(name)}) or b"{}"
-            self._send(session, messages.subscription_succeeded(name, snapshot.decode()))
-        else:
-            self._send(session, messages.subscription_succeeded(name))
+            payload = messages.encode({"presence": self.presence_snapshot(name)}) or payload
+        missed, recovered, position = self._stream_start(name, data.get("recover"), now)
+        self._send(
+            session,
+            messages.subscription_succeeded(name, payload.decode(), position, recovered),
+        )
+        for event in missed or ():
+            self._send(session, event)
+        if recovered:
+            return  # the client already has the cache channel's last event
         if channel.kind.cache:
             cached = self.cache.get(name, now)
             if cached is None:
@@ -181,6 +194,26 @@ class Hub(HubState):
                 self.hook("cache_miss", channel=name)
             else:
                 self._send(session, cached)
+
+    def _stream_start(
+        self, name: str, recover: object, now: float
+    ) -> tuple[list[bytes] | None, bool | None, dict[str, object] | None]:
+        """``(missed events, recovered, position)`` for a subscription taking effect now.
+
+        Without ``recover`` only the position is given (``recovered`` is ``None``); with it,
+        the events after the client's position, or ``None`` and ``recovered=False`` when the
+        history no longer holds all of them (or the app keeps none).
+        """
+        history = self.history
+        missed: list[bytes] | None = None
+        if history is not None and recover is not None:
+            wanted = parse_position(recover)
+            if wanted is not None:
+                missed = history.since(name, wanted, now)
+        recovered = None if recover is None else missed is not None
+        if history is None:
+            return None, recovered, None
+        return missed, recovered, history.position(name, now).to_wire()
 
     def _join(self, channel: Channel[Session], session: Session, user_id: str, info: Any) -> None:
         assert channel.roster is not None
@@ -328,9 +361,12 @@ class Hub(HubState):
         self, name: str, channels: Iterable[str], data: str, exclude: str | None, now: float
     ) -> None:
         """Deliver an event everywhere in the cluster except to socket ``exclude``."""
+        history = self.history
         for channel_name in channels:
             payload = messages.event(name, channel_name, data)
             assert payload is not None  # data is a str: always encodable
+            if history is not None:
+                payload = history.append(channel_name, payload, now)
             self.deliver(channel_name, payload, exclude, now)
             if self.emit is not None:
                 self.emit({"t": "ev", "c": channel_name, "p": payload.decode(), "x": exclude})

@@ -9,12 +9,14 @@ count what was sent. The behaviour (what each client message or API call does) i
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
 from overtone.apps import App
 from overtone.channels.cache import EventCache
 from overtone.channels.channel import Channel
+from overtone.channels.history import History, HistoryBudget
 from overtone.channels.replica import OrderedShare, RemoteApp
 from overtone.channels.watchlist import Watchlists
 from overtone.protocol import messages
@@ -25,11 +27,25 @@ from overtone.stats import AppStats
 
 Emit = Callable[[dict[str, Any]], None]
 
+DEFAULT_HISTORY_MEMORY = 64 * 1_048_576
+"""Bytes of history a hub may hold when no node-wide budget is given."""
+
+
+def new_epoch() -> str:
+    """A fresh, unguessable stream epoch (72 random bits: never reused in practice)."""
+    return secrets.token_urlsafe(9)
+
 
 class HubState:
     """One app's state on this node, with cluster-wide queries and output helpers."""
 
-    def __init__(self, app: App, new_socket_id: Callable[[], str], pong_timeout: float) -> None:
+    def __init__(
+        self,
+        app: App,
+        new_socket_id: Callable[[], str],
+        pong_timeout: float,
+        history_budget: HistoryBudget | None = None,
+    ) -> None:
         self.app = app
         self.pong_timeout = pong_timeout
         self._new_socket_id = new_socket_id
@@ -37,6 +53,12 @@ class HubState:
         self.channels: dict[str, Channel[Session]] = {}
         self.users: dict[str, set[Session]] = {}
         self.cache = EventCache(app.cache_ttl)
+        self.history: History | None = None
+        self._history_swept = float("-inf")
+        """Per-channel event history (``None`` when the app has history off)."""
+        if app.history.enabled:
+            budget = history_budget or HistoryBudget(DEFAULT_HISTORY_MEMORY)
+            self.history = History(app.history, budget, new_epoch)
         self.watchlists: Watchlists[Session] = Watchlists()
         self.remote = RemoteApp()
         self.stats = AppStats()

@@ -6,23 +6,34 @@ import secrets
 from collections.abc import Iterator
 
 from overtone.apps import App, AppRegistry
+from overtone.channels.history import HistoryBudget
 from overtone.hub import Hub
+from overtone.hub_state import DEFAULT_HISTORY_MEMORY
 from overtone.protocol.errors import PusherError
 
 
 class Node:
     """The core of one server process; the transport and the HTTP API drive it."""
 
-    def __init__(self, registry: AppRegistry, pong_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        registry: AppRegistry,
+        pong_timeout: float = 30.0,
+        history_memory: int = DEFAULT_HISTORY_MEMORY,
+    ) -> None:
         self.registry = registry
         self.pong_timeout = pong_timeout
+        self.history_budget = HistoryBudget(history_memory)
+        """One memory cap over every app's history on this node."""
         self._hubs: dict[str, Hub] = {}
 
     def hub(self, app: App) -> Hub:
         """The hub of ``app``, created on first use."""
         hub = self._hubs.get(app.id)
         if hub is None:
-            hub = self._hubs[app.id] = Hub(app, self.new_socket_id, self.pong_timeout)
+            hub = self._hubs[app.id] = Hub(
+                app, self.new_socket_id, self.pong_timeout, self.history_budget
+            )
         return hub
 
     def hubs(self) -> Iterator[Hub]:

@@ -12,12 +12,14 @@ from urllib.parse import urlencode
 import pytest
 
 from overtone.apps import App, AppRegistry
+from overtone.channels.history import HistoryLimits
 from overtone.http.api import Api
 from overtone.node import Node
 from overtone.protocol.signatures import request_signature
 from support.fakes import FakeClient
 
-APP = App(id="1", key="key", secret="secret")
+# Plain Pusher frames: history (offsets and positions) is covered by tests/core/test_history*.py.
+APP = App(id="1", key="key", secret="secret", history=HistoryLimits(enabled=False))
 DISABLED = App(id="2", key="key2", secret="secret2", enabled=False)
 
 

@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from overtone.apps import App, ClientEventsFrom, RateLimit
+from overtone.channels.history import HistoryLimits
 from overtone.hub import Hub
 from overtone.protocol.errors import SERVER_SHUTTING_DOWN
 from support.fakes import FakeClient, auth_for, signin_data
 
-APP = App(id="1", key="key", secret="secret")
+# Plain Pusher frames: history (offsets and positions) is covered by tests/core/test_history*.py.
+APP = App(id="1", key="key", secret="secret", history=HistoryLimits(enabled=False))
 
 
 def make_hub(**options: Any) -> Hub:

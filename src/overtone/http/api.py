@@ -16,8 +16,10 @@ import orjson
 from overtone.apps import App
 from overtone.http.auth import request_auth_error
 from overtone.http.events import BadRequest, Trigger, parse_json, parse_trigger
+from overtone.http.history import MAX_HISTORY_LIMIT, history_page
 from overtone.hub import Hub
 from overtone.node import Node
+from overtone.protocol.channel_names import name_error
 
 HEALTH = orjson.dumps({"health": "OK"})
 
@@ -152,7 +154,19 @@ class Api:
         document.update(_info(call.hub, name, info))
         if "cache" in info:
             document["cache"] = call.hub.cached_event(name, call.now)
+        if "position" in info and call.hub.history is not None:
+            _check_name(name)
+            document["position"] = call.hub.history.position(name, call.now).to_wire()
         return _ok(document)
+
+    def _history(self, call: Call) -> Response:
+        history = call.hub.history
+        if history is None:
+            raise BadRequest(400, "History is off for this app (OVERTONE_HISTORY_ENABLED)")
+        _check_name(call.arg)
+        since = _int_param(call.query, "since", 0, 0, None)
+        limit = _int_param(call.query, "limit", 100, 1, MAX_HISTORY_LIMIT)
+        return _ok(history_page(history, call.arg, call.query.get("epoch"), since, limit, call.now))
 
     def _users(self, call: Call) -> Response:
         if not call.arg.startswith("presence-"):
@@ -178,6 +192,8 @@ def _route(rest: list[str]) -> tuple[str, str, str] | None:
             return "GET", "_channels", ""
         case ["channels", name]:
             return "GET", "_channel", unquote(name)
+        case ["channels", name, "history"]:
+            return "GET", "_history", unquote(name)
         case ["channels", name, "users"]:
             return "GET", "_users", unquote(name)
         case ["users", user_id, "terminate_connections"]:
@@ -185,6 +201,28 @@ def _route(rest: list[str]) -> tuple[str, str, str] | None:
         case ["connections"]:
             return "GET", "_connections", ""
     return None
+
+
+def _check_name(name: str) -> None:
+    problem = name_error(name)
+    if problem is not None:
+        raise BadRequest(400, problem)
+
+
+def _int_param(
+    query: dict[str, str], key: str, default: int, minimum: int, maximum: int | None
+) -> int:
+    raw = query.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(400, f"{key} must be an integer, not {raw[:32]!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise BadRequest(400, f"{key} must be {bound}")
+    return value
 
 
 def _info_fields(query: dict[str, str]) -> tuple[str, ...]:

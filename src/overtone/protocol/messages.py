@@ -57,11 +57,27 @@ def error(err: PusherError) -> bytes:
     )
 
 
-def subscription_succeeded(channel: str, data: str = "{}") -> bytes:
-    """``pusher_internal:subscription_succeeded``; ``data`` is already a JSON string."""
-    return orjson.dumps(
-        {"event": "pusher_internal:subscription_succeeded", "channel": channel, "data": data}
-    )
+def subscription_succeeded(
+    channel: str,
+    data: str = "{}",
+    position: dict[str, object] | None = None,
+    recovered: bool | None = None,
+) -> bytes:
+    """``pusher_internal:subscription_succeeded``; ``data`` is already a JSON string.
+
+    On channels with history the stream ``position`` is a top-level field, and so is
+    ``recovered`` when the subscribe asked to recover (protocol.md §8).
+    """
+    message: dict[str, object] = {
+        "event": "pusher_internal:subscription_succeeded",
+        "channel": channel,
+        "data": data,
+    }
+    if position is not None:
+        message["position"] = position
+    if recovered is not None:
+        message["recovered"] = recovered
+    return orjson.dumps(message)
 
 
 def subscription_error(channel: object, message: str, status: int) -> bytes:

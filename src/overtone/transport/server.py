@@ -120,7 +120,7 @@ class Server:
         """``broker_factory`` replaces the Redis broker (e.g. an in-process bus in tests)."""
         self.settings = settings
         self.broker_factory = broker_factory
-        self.node = Node(AppRegistry(settings.apps), settings.pong_timeout)
+        self.node = Node(AppRegistry(settings.apps), settings.pong_timeout, settings.history_memory)
         self.api = Api(self.node, settings.path, settings.signature_window)
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None

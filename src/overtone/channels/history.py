@@ -1,0 +1,276 @@
+"""Per-channel event history: stream positions and recovery (protocol.md §8). Sans-I/O.
+
+Each channel with history is a *stream*: an ``epoch`` (an opaque string) and an ``offset``
+that grows by one per published event. Within one epoch an offset is never reused and
+never skipped. A stream keeps its most recent events, bounded three ways, oldest first:
+
+- per app: at most ``max_events`` per channel, none older than ``ttl`` seconds;
+- per node: at most ``HistoryBudget.max_bytes`` over every app's streams.
+
+A stream's *header* (epoch and offset) outlives its events: it stays while the channel is
+occupied on this node and for :data:`HEADER_KEEP` seconds after its last use, so a client
+that saw everything can still recover after a quiet hour. A dropped header means the next
+use starts a new epoch, which recovering clients see as ``recovered: false``: history can
+be forgotten, but never silently.
+
+Events are stored as their encoded JSON payload *with* the offset field, exactly the bytes
+subscribers receive, so a replay is the same frame as the live delivery.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import orjson
+
+HEADER_KEEP = 3_600.0
+"""Seconds a stream header is kept after its last use while nobody here is subscribed."""
+
+ENTRY_OVERHEAD = 120
+"""Bytes charged per stored event on top of its payload (tuple, deque slot, order entry)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLimits:
+    """One app's history bounds (``enabled=False``: no stream, no offsets, no positions)."""
+
+    enabled: bool = True
+    max_events: int = 100
+    ttl: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a stream stands: the offset of its last event in ``epoch``."""
+
+    epoch: str
+    offset: int
+
+    def to_wire(self) -> dict[str, object]:
+        """``{"epoch": E, "offset": N}`` as sent to clients."""
+        return {"epoch": self.epoch, "offset": self.offset}
+
+
+def parse_position(value: object) -> Position | None:
+    """A client's ``{"epoch": E, "offset": N}`` (``None`` unless well formed, ``N >= 0``)."""
+    if not isinstance(value, dict):
+        return None
+    epoch, offset = value.get("epoch"), value.get("offset")
+    if not isinstance(epoch, str) or isinstance(offset, bool) or not isinstance(offset, int):
+        return None
+    return Position(epoch, offset) if offset >= 0 else None
+
+
+def with_offset(payload: bytes, offset: int) -> bytes:
+    """``payload`` (a JSON object's bytes) with ``"offset": offset`` appended as a field.
+
+    Splicing avoids decoding and re-encoding the event: it is done once per event.
+    """
+    return b'%s,"offset":%d}' % (payload[:-1], offset)
+
+
+class Stream:
+    """One channel's epoch, offset and recent events ``(offset, stored_at, payload)``."""
+
+    __slots__ = ("entries", "epoch", "name", "offset", "used")
+
+    def __init__(self, name: str, epoch: str, offset: int = 0) -> None:
+        self.name = name
+        self.epoch = epoch
+        self.offset = offset
+        self.entries: deque[tuple[int, float, bytes]] = deque()
+        self.used = 0.0
+        """When the stream was last published to, subscribed to or asked for its position."""
+
+    @property
+    def first(self) -> int:
+        """The offset of the oldest event held (``offset + 1`` when none is held)."""
+        return self.entries[0][0] if self.entries else self.offset + 1
+
+    def position(self) -> Position:
+        """The stream's current position."""
+        return Position(self.epoch, self.offset)
+
+
+class HistoryBudget:
+    """The node-wide memory cap over every app's streams; the oldest events go first.
+
+    Every stored event is charged here in publish order; past ``max_bytes`` the oldest
+    still-held events are evicted from whichever stream holds them.
+    """
+
+    __slots__ = ("_order", "max_bytes", "used")
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.used = 0
+        self._order: deque[tuple[Stream, int]] = deque()
+
+    def charge(self, stream: Stream, offset: int, size: int) -> None:
+        """Account one stored event, then evict the oldest events while over the cap."""
+        self.used += size
+        self._order.append((stream, offset))
+        while self.used > self.max_bytes and self._order:
+            oldest, upto = self._order.popleft()
+            self._drop_through(oldest, upto)
+
+    def _drop_through(self, stream: Stream, upto: int) -> None:
+        entries = stream.entries
+        while entries and entries[0][0] <= upto:
+            self.release(entries.popleft())
+
+    def release(self, entry: tuple[int, float, bytes]) -> None:
+        """An event left its stream (count, age or cap): stop charging it."""
+        self.used -= len(entry[2]) + ENTRY_OVERHEAD
+
+    def trim(self) -> None:
+        """Forget order records of events that already left (bounded bookkeeping)."""
+        order = self._order
+        while order:
+            stream, offset = order[0]
+            if stream.entries and stream.entries[0][0] <= offset:
+                return
+            order.popleft()
+
+
+class History:
+    """One app's streams on this node.
+
+    Offsets are assigned here (:meth:`append`) on a single node, or elsewhere (a cluster's
+    sequencer) and recorded with :meth:`record`. ``new_epoch`` makes a fresh epoch string.
+    """
+
+    def __init__(
+        self, limits: HistoryLimits, budget: HistoryBudget, new_epoch: Callable[[], str]
+    ) -> None:
+        self.limits = limits
+        self.budget = budget
+        self._new_epoch = new_epoch
+        self.streams: dict[str, Stream] = {}
+
+    def __len__(self) -> int:
+        return len(self.streams)
+
+    def __iter__(self) -> Iterator[Stream]:
+        return iter(list(self.streams.values()))
+
+    def stream(self, name: str, now: float) -> Stream:
+        """The stream of channel ``name``, started in a new epoch at offset 0 if unknown."""
+        stream = self.streams.get(name)
+        if stream is None:
+            stream = self.streams[name] = Stream(name, self._new_epoch())
+        stream.used = now
+        return stream
+
+    def position(self, name: str, now: float) -> Position:
+        """Where channel ``name`` stands now (a new stream stands at offset 0)."""
+        return self.stream(name, now).position()
+
+    def append(self, name: str, payload: bytes, now: float) -> bytes:
+        """Assign the next offset to an encoded event, store it, and return its payload."""
+        stream = self.stream(name, now)
+        offset = stream.offset + 1
+        stored = with_offset(payload, offset)
+        self._store(stream, offset, stored, now)
+        return stored
+
+    def record(self, name: str, epoch: str, offset: int, payload: bytes, now: float) -> None:
+        """Store an event whose position was assigned elsewhere (``payload`` has its offset).
+
+        An event that continues the stream is appended. A new epoch, or an offset that
+        skips ahead, restarts the stream there (what came before is unknown to this node).
+        An offset already held or older is ignored.
+        """
+        stream = self.streams.get(name)
+        if stream is None or stream.epoch != epoch or offset > stream.offset + 1:
+            self.forget(name)
+            stream = self.streams[name] = Stream(name, epoch, offset - 1)
+        elif offset <= stream.offset:
+            return
+        stream.used = now
+        self._store(stream, offset, payload, now)
+
+    def adopt(self, name: str, epoch: str, offset: int, now: float) -> None:
+        """Learn a stream's header from elsewhere when this node does not know it yet."""
+        stream = self.streams.get(name)
+        if stream is None or stream.epoch != epoch or offset > stream.offset:
+            self.forget(name)
+            stream = self.streams[name] = Stream(name, epoch, offset)
+            stream.used = now
+
+    def _store(self, stream: Stream, offset: int, payload: bytes, now: float) -> None:
+        stream.offset = offset
+        entry = (offset, now, payload)
+        stream.entries.append(entry)
+        limits = self.limits
+        budget = self.budget
+        if len(stream.entries) > limits.max_events:
+            budget.release(stream.entries.popleft())
+        budget.charge(stream, offset, len(payload) + ENTRY_OVERHEAD)
+
+    def _expire(self, stream: Stream, now: float) -> None:
+        horizon = now - self.limits.ttl
+        entries = stream.entries
+        while entries and entries[0][1] <= horizon:
+            self.budget.release(entries.popleft())
+
+    def since(self, name: str, position: Position, now: float) -> list[bytes] | None:
+        """Every stored event after ``position``, in order, or ``None`` if any is gone.
+
+        ``None`` also when the epoch differs or the offset is not one this stream reached:
+        the client cannot be brought up to date and must reload its state.
+        """
+        stream = self.streams.get(name)
+        if stream is None or stream.epoch != position.epoch:
+            return None
+        after = position.offset
+        if after < 0 or after > stream.offset:
+            return None
+        stream.used = now
+        if after == stream.offset:
+            return []
+        self._expire(stream, now)
+        first = stream.first
+        if first > after + 1:
+            return None
+        return [entry[2] for entry in list(stream.entries)[after + 1 - first :]]
+
+    def held(self, name: str, now: float) -> list[tuple[int, bytes]]:
+        """``(offset, payload)`` of every event held for ``name``, oldest first."""
+        stream = self.streams.get(name)
+        if stream is None:
+            return []
+        self._expire(stream, now)
+        return [(entry[0], entry[2]) for entry in stream.entries]
+
+    def forget(self, name: str) -> None:
+        """Drop a stream and its events (its next use starts a new epoch)."""
+        stream = self.streams.pop(name, None)
+        if stream is not None:
+            while stream.entries:
+                self.budget.release(stream.entries.popleft())
+
+    def clear(self) -> None:
+        """Forget every stream (history may have a hole: every epoch must change)."""
+        for name in list(self.streams):
+            self.forget(name)
+
+    def sweep(self, now: float, occupied: Callable[[str], bool]) -> None:
+        """Expire old events; drop idle headers of channels nobody here subscribes to."""
+        for stream in list(self.streams.values()):
+            self._expire(stream, now)
+            if (
+                not stream.entries
+                and now - stream.used > max(HEADER_KEEP, self.limits.ttl)
+                and not occupied(stream.name)
+            ):
+                del self.streams[stream.name]
+        self.budget.trim()
+
+
+def event_fields(payload: bytes) -> dict[str, object]:
+    """``{"offset", "event", "data"}`` of a stored payload, for the HTTP history route."""
+    document = orjson.loads(payload)
+    return {"offset": document["offset"], "event": document["event"], "data": document["data"]}
