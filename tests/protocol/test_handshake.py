@@ -15,7 +15,13 @@ from websockets.uri import parse_uri
 from websockets.utils import accept_key as ws_accept_key
 
 from overtone.protocol.frames import encode_frame
-from overtone.protocol.handshake import HandshakeError, accept_key, check_upgrade, response_101
+from overtone.protocol.handshake import (
+    HandshakeError,
+    accept_key,
+    check_host,
+    check_upgrade,
+    response_101,
+)
 
 RFC_ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 PROXY_HINT = "proxy_set_header Upgrade $http_upgrade"
@@ -117,6 +123,37 @@ def test_http_version(version: str, status: int) -> None:
     err = error(good_headers(), version=version)
     assert err.status == status
     assert "HTTP" in err.message
+
+
+def test_host_header_is_required() -> None:
+    err = error(good_headers(host=None))
+    assert err.status == 400
+    assert err.message == "missing 'Host' header; HTTP/1.1 requests must carry one"
+    assert err.extra_headers == ()
+    # Checked before the WebSocket headers: a bare HTTP/1.1 request is told about Host first.
+    assert error({}).message == err.message
+    assert check_upgrade(b"GET", "1.1", good_headers(host=b"")) == RFC_ACCEPT
+
+
+@pytest.mark.parametrize(
+    ("version", "headers", "refused"),
+    [
+        ("1.1", {}, True),
+        ("HTTP/1.1", {}, True),
+        ("1.1", {b"host": b"example.com"}, False),
+        ("1.1", {b"host": b""}, False),
+        ("1.0", {}, False),
+        ("0.9", {}, False),
+    ],
+)
+def test_check_host_for_any_request(
+    version: str, headers: dict[bytes, bytes], refused: bool
+) -> None:
+    result = check_host(version, headers)
+    assert (result is not None) == refused
+    if result is not None:
+        assert result.status == 400
+        assert "'Host'" in result.message
 
 
 @pytest.mark.parametrize("value", [None, b"h2c", b"", b"websocket2"])

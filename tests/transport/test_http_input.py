@@ -40,28 +40,33 @@ def status_and_error(answer: bytes) -> tuple[int, str]:
         (b"GARBAGE\r\n\r\n", 400, "Malformed"),
         (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 400, "Malformed"),
         (
-            b"POST /apps/1/events HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc",
+            b"POST /apps/1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4"
+            b"\r\n\r\nabc",
             400,
             "Content-Length",
         ),
-        (b"POST /apps/1/events HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 413, "larger"),
-        (b"GET /up HTTP/1.1\r\n" + b"X-A: b\r\n" * 150 + b"\r\n", 431, "headers"),
-        (b"GET /up HTTP/1.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", 431, "too large"),
+        (
+            b"POST /apps/1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
+            413,
+            "larger",
+        ),
+        (b"GET /up HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 150 + b"\r\n", 431, "headers"),
+        (b"GET /up HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", 431, "too large"),
         (b"GET /app/test-key?protocol=7 HTTP/1.1\r\nHost: x\r\n\r\n", 426, "Upgrade"),
         (
-            b"GET /app/test-key HTTP/1.1\r\nUpgrade: websocket\r\n"
+            b"GET /app/test-key HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
             400,
             "Connection",
         ),
         (
-            b"GET /app/test-key HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            b"GET /app/test-key HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n",
             400,
             "Sec-WebSocket-Key",
         ),
         (
-            b"POST /app/test-key HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            b"POST /app/test-key HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
             405,
             "GET",
         ),
@@ -75,11 +80,53 @@ async def test_bad_requests(live: Server, request_bytes: bytes, status: int, wor
     assert await healthy(live.port)
 
 
+UPGRADE_HEADERS = (
+    b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /app/test-key?protocol=7 HTTP/1.1\r\n" + UPGRADE_HEADERS + b"\r\n",
+        b"GET /up HTTP/1.1\r\n\r\n",
+        b"GET /apps/123456/channels HTTP/1.1\r\n\r\n",
+        b"POST /apps/123456/events HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+        b"GET /nope HTTP/1.1\r\n\r\n",
+    ],
+    ids=["websocket-upgrade", "up", "api-get", "api-post", "unknown-path"],
+)
+async def test_http_11_request_without_host_gets_400(live: Server, request_bytes: bytes) -> None:
+    # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request that lacks Host.
+    answer = await exchange(live.port, request_bytes)
+    assert status_and_error(answer) == (
+        400,
+        "missing 'Host' header; HTTP/1.1 requests must carry one",
+    )
+    assert b"Connection: close" in answer
+    assert b"101 Switching Protocols" not in answer
+    assert live.node.connection_count() == 0
+    assert await healthy(live.port)
+
+
+async def test_request_with_host_or_http_10_without_host_is_served(live: Server) -> None:
+    upgrade = b"GET /app/test-key?protocol=7 HTTP/1.1\r\nHost: \r\n" + UPGRADE_HEADERS + b"\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
+    writer.write(upgrade)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), scaled(5))
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 101")  # an empty Host is a Host (RFC 9112 §3.2)
+    answer = await exchange(live.port, b"GET /up HTTP/1.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200")
+
+
 async def test_chunked_body_over_the_limit(live: Server) -> None:
     chunk = b"%x\r\n%s\r\n" % (600_000, b"a" * 600_000)
     answer = await exchange(
         live.port,
-        b"POST /apps/123456/events HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk * 2,
+        b"POST /apps/123456/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + chunk * 2,
     )
     assert status_and_error(answer)[0] == 413
 
@@ -122,7 +169,7 @@ async def test_idle_connection_is_closed_and_truncated_request_is_harmless(live:
     assert await asyncio.wait_for(reader.read(-1), scaled(5)) == b""  # idle: closed silently
     writer.close()
     _, writer = await asyncio.open_connection("127.0.0.1", live.port)
-    writer.write(b"POST /apps/123456/events HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
+    writer.write(b"POST /apps/123456/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
     await writer.drain()
     writer.close()
     assert await healthy(live.port)

@@ -118,8 +118,9 @@ async def test_a_client_that_never_reads_is_dropped_and_others_keep_receiving(
     reader, writer = await asyncio.open_connection(sock=slow_sock)
     slow = RawClient(reader, writer)
     writer.write(
-        b"GET /app/test-key?protocol=7 HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        b"GET /app/test-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
     )
     await reader.readuntil(b"\r\n\r\n")
     await slow.established()

@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["HandshakeError", "accept_key", "check_upgrade", "response_101"]
+__all__ = ["HandshakeError", "accept_key", "check_host", "check_upgrade", "response_101"]
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -66,6 +66,18 @@ def _http_version_ok(http_version: str) -> bool | None:
     return (int(major), int(minor or 0)) >= (1, 1)
 
 
+def check_host(http_version: str, headers: Mapping[bytes, bytes]) -> HandshakeError | None:
+    """Refuse an HTTP/1.1 request without a ``Host`` header (400), upgrade or not.
+
+    RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request that lacks ``Host``;
+    RFC 6455 §4.1 lists it among the headers of an opening handshake. HTTP/1.0 requests
+    may omit it. An empty value is allowed (RFC 9112 §3.2, a target without an authority).
+    """
+    if b"host" in headers or _http_version_ok(http_version) is False:
+        return None
+    return HandshakeError(400, "missing 'Host' header; HTTP/1.1 requests must carry one")
+
+
 def check_upgrade(
     method: bytes, http_version: str, headers: Mapping[bytes, bytes]
 ) -> HandshakeError | bytes:
@@ -74,10 +86,10 @@ def check_upgrade(
     ``headers`` maps lower-cased header names to values (duplicates already joined with
     ``", "``).  Returns the ``Sec-WebSocket-Accept`` value to pass to ``response_101`` if the
     request is a valid upgrade, else a ``HandshakeError``.  Checks, in order: method ``GET``
-    (405), HTTP/1.1 or later (505; 400 if unparsable), ``Upgrade`` contains ``websocket`` (426),
-    ``Connection`` contains ``upgrade`` (400), ``Sec-WebSocket-Version: 13`` (426), and a
-    ``Sec-WebSocket-Key`` that base64-decodes to 16 bytes (400).  ``Host`` and ``Origin`` are
-    not checked here.
+    (405), HTTP/1.1 or later (505; 400 if unparsable), a ``Host`` header (400),
+    ``Upgrade`` contains ``websocket`` (426), ``Connection`` contains ``upgrade`` (400),
+    ``Sec-WebSocket-Version: 13`` (426), and a ``Sec-WebSocket-Key`` that base64-decodes to
+    16 bytes (400).  ``Origin`` is checked by the app, not here.
     """
     if method != b"GET":
         return HandshakeError(
@@ -94,6 +106,9 @@ def check_upgrade(
             f"HTTP/{http_version.removeprefix('HTTP/')[:20]} cannot upgrade to WebSocket; "
             "HTTP/1.1 is required",
         )
+    missing_host = check_host(http_version, headers)
+    if missing_host is not None:
+        return missing_host
 
     upgrade = headers.get(b"upgrade")
     if upgrade is None:

@@ -33,7 +33,7 @@ from overtone.protocol.frames import (
     encode_close,
     encode_frame,
 )
-from overtone.protocol.handshake import check_upgrade, response_101
+from overtone.protocol.handshake import check_host, check_upgrade, response_101
 from overtone.session import Session, WriteFrame
 from overtone.transport.http import error_response, response
 from overtone.transport.ops import route_kind
@@ -211,6 +211,11 @@ class Connection(asyncio.Protocol):
         if path.startswith(ws_prefix) and path.count("/", len(ws_prefix)) == 0:
             self._handshake(parser, method, target, path[len(ws_prefix) :])
             return
+        if b"host" not in self.headers:
+            missing_host = check_host(parser.get_http_version(), self.headers)
+            if missing_host is not None:
+                self._refuse(missing_host.status, missing_host.message)
+                raise _Abort
         keep_alive = bool(parser.should_keep_alive()) and not self.ctx.stopping
         ops = self.ctx.ops
         if ops is not None and ops.handles(path):
