@@ -71,6 +71,15 @@ class App:
     webhook_events: frozenset[str] | None = None
     """Webhook event names to send (``None``: all of :data:`WEBHOOK_EVENTS`)."""
 
+    @property
+    def ping_after(self) -> int:
+        """Seconds of client silence after which the server sends ``pusher:ping``.
+
+        The activity timeout (what clients are told), or Reverb's ``ping_interval`` when
+        that is shorter: it bounds how long a dead connection stays counted.
+        """
+        return min(self.activity_timeout, self.ping_interval)
+
     def wants_webhook(self, name: str) -> bool:
         """Whether webhook event ``name`` is configured to be sent for this app."""
         return bool(self.webhook_urls) and (

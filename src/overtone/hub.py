@@ -103,10 +103,11 @@ class Hub(HubState):
     def tick(self, now: float) -> None:
         """Keepalive and housekeeping; call about once a second.
 
-        A session silent for ``activity_timeout`` gets ``pusher:ping``; one that stays
-        silent ``pong_timeout`` longer is closed with 4201.
+        A session silent for ``App.ping_after`` (the activity timeout, or the app's
+        ``ping_interval`` if shorter) gets ``pusher:ping``; one that stays silent
+        ``pong_timeout`` longer is closed with 4201.
         """
-        idle = self.app.activity_timeout
+        idle = self.app.ping_after
         for session in list(self.sessions.values()):
             if session.ping_sent is not None:
                 if now - session.ping_sent >= self.pong_timeout:

@@ -336,6 +336,29 @@ def test_keepalive_pings_idle_connections_then_closes_with_4201() -> None:
     assert set(hub.sessions) == {chatty.socket_id}
 
 
+@pytest.mark.parametrize(
+    ("activity_timeout", "ping_interval", "pinged_at"),
+    [(30, 60, 30), (30, 10, 10), (30, 30, 30), (120, 60, 60)],
+)
+def test_ping_interval_shorter_than_the_activity_timeout_pings_sooner(
+    activity_timeout: int, ping_interval: int, pinged_at: int
+) -> None:
+    # Reverb's ping_interval: how long a silent connection goes unpinged. Clients are still
+    # told activity_timeout; a dead connection is gone pong_timeout after the ping.
+    hub = make_hub(activity_timeout=activity_timeout, ping_interval=ping_interval)
+    c = FakeClient(hub, now=0).connect()
+    assert json.loads(c.take()[0]["data"])["activity_timeout"] == activity_timeout
+    hub.tick(pinged_at - 1)
+    assert c.take() == []
+    hub.tick(pinged_at)
+    assert c.events() == ["pusher:ping"]
+    hub.tick(pinged_at + 29)
+    assert c.closed_with is None
+    hub.tick(pinged_at + 30)
+    assert c.closed_with is not None and c.closed_with[0] == 4201
+    assert hub.sessions == {}
+
+
 def test_close_all_sends_4200() -> None:
     hub = make_hub()
     a = client(hub)

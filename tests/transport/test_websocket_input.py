@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 
 import pytest
@@ -106,6 +107,26 @@ async def test_keepalive_pings_then_closes_silent_clients_with_4201() -> None:
         assert server.node.connection_count() == 1
         silent.close()
         alive.close()
+    finally:
+        await server.shutdown()
+
+
+async def test_ping_interval_below_the_activity_timeout_prunes_a_silent_client_sooner() -> None:
+    server = await start(
+        REVERB_APP_ACTIVITY_TIMEOUT="30",
+        REVERB_APP_PING_INTERVAL="1",
+        OVERTONE_PONG_TIMEOUT="0.5",
+        OVERTONE_TICK_INTERVAL="0.1",
+    )
+    try:
+        silent = await RawClient.connect(server.port)
+        established = await silent.recv_json()
+        assert json.loads(established["data"])["activity_timeout"] == 30
+        assert (await silent.recv_json(timeout=3))["event"] == "pusher:ping"
+        assert (await silent.recv_json(timeout=3))["data"]["code"] == 4201
+        assert await silent.recv_close() == 4201
+        assert server.node.connection_count() == 0
+        silent.close()
     finally:
         await server.shutdown()
 
