@@ -37,6 +37,7 @@ async def test_sync_trigger_reaches_subscribers_except_the_excluded_socket(
     assert answer == {}
     for client in (first, second):
         message = await next_message(client)
+        assert isinstance(message.pop("offset"), int)  # history is on by default
         assert message == {"event": "update", "channel": "news", "data": '{"title": "héllo"}'}
     await asyncio.to_thread(broadcaster.trigger, ["news", "other"], "quiet", "x", second_id)
     assert (await next_message(first))["event"] == "quiet"

@@ -1,7 +1,8 @@
 """Broadcasting and channel authorization for Python web apps (Django, FastAPI, Flask...).
 
 - :class:`Broadcaster` / :class:`AsyncBroadcaster` (needs ``httpx2`` or ``httpx``): publish through
-  overtone's HTTP API, configured from a Laravel ``.env``'s ``REVERB_*`` variables.
+  overtone's HTTP API, configured from a Laravel ``.env``'s ``REVERB_*`` variables; read a
+  channel's stream ``position`` and ``history`` (protocol.md §8).
 - :class:`ChannelRegistry`: who may join which channel, and the signed answers pusher-js
   and laravel-echo expect from ``/broadcasting/auth`` and ``/broadcasting/user-auth``.
 - ``overtone.broadcast.starlette`` / ``.django`` / ``.flask``: those two endpoints.
@@ -26,6 +27,7 @@ from overtone.broadcast.errors import (
     AuthRequestError,
     BroadcastError,
     InvalidBroadcast,
+    NoHistory,
     NotConfigured,
     ServerRejected,
     ServerUnreachable,
@@ -50,6 +52,7 @@ __all__ = [
     "ChannelRegistry",
     "FrontendConfig",
     "InvalidBroadcast",
+    "NoHistory",
     "NotConfigured",
     "ServerRejected",
     "ServerUnreachable",

@@ -108,6 +108,28 @@ class AsyncBroadcaster(BroadcasterBase):
         """``{"users": [{"id": ...}]}`` of a presence channel."""
         return await self._send(self._ops.build(lambda s: s.users_info(channel)))
 
+    async def position(self, channel: str) -> Json | None:
+        """The channel's stream position ``{"epoch": str, "offset": int}``, or ``None``.
+
+        As :meth:`Broadcaster.position <overtone.broadcast.client.Broadcaster.position>`.
+        """
+        request = self._ops.build(lambda s: s.position(channel))
+        return self._ops.position_of(channel, await self._send(request))
+
+    async def history(
+        self,
+        channel: str,
+        since: int | None = None,
+        epoch: str | None = None,
+        limit: int | None = None,
+    ) -> Json | None:
+        """``{"position", "complete", "events"}``: the held events after ``since``.
+
+        As :meth:`Broadcaster.history <overtone.broadcast.client.Broadcaster.history>`.
+        """
+        request = self._ops.build(lambda s: s.history(channel, since, epoch, limit))
+        return await self._send(request)
+
     async def aclose(self) -> None:
         """Close the client this broadcaster made (a given client is left open)."""
         client, self._client, self._loop = self._client, None, None

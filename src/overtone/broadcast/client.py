@@ -100,6 +100,30 @@ class Broadcaster(BroadcasterBase):
         """``{"users": [{"id": ...}]}`` of a presence channel."""
         return self._send(self._ops.build(lambda s: s.users_info(channel)))
 
+    def position(self, channel: str) -> Json | None:
+        """The channel's stream position ``{"epoch": str, "offset": int}`` (protocol.md §8).
+
+        Read it before the state a page is rendered from, and hand it to the page (see
+        :func:`~overtone.broadcast.frontend.frontend_config`): the page then recovers every
+        event published after it. ``None`` when there is none (also history off).
+        """
+        request = self._ops.build(lambda s: s.position(channel))
+        return self._ops.position_of(channel, self._send(request))
+
+    def history(
+        self,
+        channel: str,
+        since: int | None = None,
+        epoch: str | None = None,
+        limit: int | None = None,
+    ) -> Json | None:
+        """``{"position", "complete", "events": [{"offset", "event", "data"}]}``: the held
+        events after offset ``since`` of ``epoch`` (at most ``limit``, server default 100).
+
+        ``complete`` false: some events after ``since`` are gone; reload from the database.
+        """
+        return self._send(self._ops.build(lambda s: s.history(channel, since, epoch, limit)))
+
     def close(self) -> None:
         """Close pooled connections (the broadcaster stays usable)."""
         self._session.close()

@@ -76,6 +76,23 @@ def root_cause(error: BaseException) -> BaseException:
         error = inner
 
 
+class NoHistory(BroadcastError):
+    """The server answered without a stream position: it keeps no history for the channel.
+
+    History is off for the app (``OVERTONE_HISTORY_ENABLED=false``) or the server is not
+    overtone (e.g. Reverb). Pages then start without a position, as before.
+    """
+
+    def __init__(self, url: str, channel: str) -> None:
+        super().__init__(
+            f"overtone at {url} gave no position for {channel} (history is off, or the "
+            "server is not overtone); pages start without one",
+            f"nohistory:{url}",
+        )
+        self.url = url
+        self.channel = channel
+
+
 class InvalidBroadcast(BroadcastError, ValueError):
     """The arguments cannot be sent (bad channel or event name, too much data...)."""
 

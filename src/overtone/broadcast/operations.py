@@ -13,6 +13,7 @@ from collections.abc import Callable
 from overtone.broadcast.config import BroadcastConfig
 from overtone.broadcast.errors import (
     InvalidBroadcast,
+    NoHistory,
     NotConfigured,
     ServerRejected,
     ServerUnreachable,
@@ -69,6 +70,22 @@ class Operations:
             return None
         self.reporter.recovered(self.config.server_url)
         return document
+
+    def position_of(self, channel: str, document: Json | None) -> Json | None:
+        """The ``{"epoch", "offset"}`` of an ``info=position`` answer, or ``None``.
+
+        A 2xx answer without a well-formed position (history off, or not overtone) is
+        reported as :class:`NoHistory`.
+        """
+        if document is None:
+            return None
+        position = document.get("position")
+        if isinstance(position, dict):
+            epoch, offset = position.get("epoch"), position.get("offset")
+            if isinstance(epoch, str) and type(offset) is int and offset >= 0:
+                return {"epoch": epoch, "offset": offset}
+        self.reporter.fail(NoHistory(self.config.server_url, channel))
+        return None
 
 
 class BroadcasterBase:

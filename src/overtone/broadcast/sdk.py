@@ -20,14 +20,17 @@ from typing import Any, NoReturn
 from urllib.parse import quote, urlencode
 
 from pusher.authentication_client import AuthenticationClient
-from pusher.http import POST, Request
+from pusher.http import GET, POST, Request
 from pusher.pusher_client import PusherClient
-from pusher.util import app_id_re, validate_user_id
+from pusher.util import app_id_re, validate_channel, validate_user_id
 
 from overtone.broadcast.config import BroadcastConfig
 from overtone.broadcast.errors import ServerRejected
 
 Json = dict[str, Any]
+
+_CHANNEL_SAFE = "-_=@,.;"
+"""Characters of channel names kept as they are in a path (``#`` is escaped)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,35 @@ class Signer:
     def users_info(self, channel: str) -> SignedRequest:
         """``GET /apps/{id}/channels/{channel}/users`` (presence channels)."""
         return self._signed(self._rest.users_info.make_request(channel))
+
+    def position(self, channel: str) -> SignedRequest:
+        """``GET /apps/{id}/channels/{channel}?info=position`` (protocol.md §8)."""
+        return self._channel_get(channel, "", {"info": "position"})
+
+    def history(
+        self, channel: str, since: int | None, epoch: str | None, limit: int | None
+    ) -> SignedRequest:
+        """``GET /apps/{id}/channels/{channel}/history``: the held events after ``since``."""
+        params: dict[str, str] = {}
+        if epoch is not None:
+            if not isinstance(epoch, str) or not epoch:
+                raise TypeError(f"epoch must be a non-empty string, not {epoch!r}")
+            params["epoch"] = epoch
+        for name, value, least in (("since", since, 0), ("limit", limit, 1)):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+            if value < least:
+                raise ValueError(f"{name} must be at least {least}, not {value}")
+            params[name] = str(value)
+        return self._channel_get(channel, "/history", params)
+
+    def _channel_get(self, channel: str, suffix: str, params: dict[str, str]) -> SignedRequest:
+        name = quote(validate_channel(channel), safe=_CHANNEL_SAFE)
+        return self._signed(
+            Request(self._rest, GET, f"{self.app_path}/channels/{name}{suffix}", params)
+        )
 
     def _signed(self, request: Any) -> SignedRequest:
         query = urlencode(sorted(request.query_params.items()))
