@@ -7,7 +7,9 @@ of protocol.md §5.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -36,6 +38,24 @@ class Response:
 
 
 @dataclass(frozen=True, slots=True)
+class Deferred:
+    """An answer that needs stream ``channel`` read from the cluster's store first: the
+    transport calls ``hub.when_loaded(channel, ...)``, then :attr:`answer`."""
+
+    hub: Hub
+    channel: str
+    answer: Callable[[], Response]
+
+
+class _Unknown(Exception):
+    """A handler needs a stream this node does not follow yet."""
+
+    def __init__(self, channel: str) -> None:
+        super().__init__(channel)
+        self.channel = channel
+
+
+@dataclass(frozen=True, slots=True)
 class Call:
     """An authenticated request, ready for its handler."""
 
@@ -45,6 +65,8 @@ class Call:
     body: bytes
     arg: str
     now: float
+    loaded: bool = False
+    """The stream the request reads was just loaded (or could not be): do not wait again."""
 
 
 def _error(status: int, message: str) -> Response:
@@ -65,8 +87,11 @@ class Api:
 
     def handle(
         self, method: str, target: str, body: bytes, now: float, wall_time: float
-    ) -> Response:
-        """Answer one request; ``target`` is the raw request target (path and query)."""
+    ) -> Response | Deferred:
+        """Answer one request; ``target`` is the raw request target (path and query).
+
+        A :class:`Deferred` answer (history in a cluster) is ready once its stream loaded.
+        """
         raw_path, _, query = target.partition("?")
         path = raw_path
         if self.prefix and (path == self.prefix or path.startswith(self.prefix + "/")):
@@ -106,11 +131,17 @@ class Api:
         if not app.enabled:
             return _error(403, "Application is disabled")
         hub = self.node.hub(app)
+        handler = getattr(self, handler_name)
+        call = Call(hub, app, dict(params), body, arg, now)
         try:
-            handler = getattr(self, handler_name)
-            response: Response = handler(Call(hub, app, dict(params), body, arg, now))
+            response: Response = handler(call)
         except BadRequest as bad:
             return _error(bad.status, bad.message)
+        except _Unknown as unknown:
+            # Answered once this node has read the stream from the cluster's store.
+            return Deferred(
+                hub, unknown.channel, partial(_answer, handler, replace(call, loaded=True))
+            )
         return response
 
     # -- handlers ----------------------------------------------------------------------
@@ -161,6 +192,7 @@ class Api:
             document["cache"] = call.hub.cached_event(name, call.now)
         if "position" in info and call.hub.history is not None:
             _check_name(name)
+            _follow(call, name)
             document["position"] = call.hub.history.position(name, call.now).to_wire()
         return _ok(document)
 
@@ -171,6 +203,7 @@ class Api:
         _check_name(call.arg)
         since = _int_param(call.query, "since", 0, 0, None)
         limit = _int_param(call.query, "limit", 100, 1, MAX_HISTORY_LIMIT)
+        _follow(call, call.arg)
         return _ok(history_page(history, call.arg, call.query.get("epoch"), since, limit, call.now))
 
     def _users(self, call: Call) -> Response:
@@ -206,6 +239,23 @@ def _route(rest: list[str]) -> tuple[str, str, str] | None:
         case ["connections"]:
             return "GET", "_connections", ""
     return None
+
+
+def _answer(handler: Callable[[Call], Response], call: Call) -> Response:
+    try:
+        return handler(call)
+    except BadRequest as bad:
+        return _error(bad.status, bad.message)
+
+
+def _follow(call: Call, name: str) -> None:
+    """In a cluster, make sure this node follows stream ``name`` before reading it."""
+    hub, history = call.hub, call.hub.history
+    if history is None or hub.load_stream is None or name in history.streams:
+        return
+    if not call.loaded:
+        raise _Unknown(name)
+    raise BadRequest(503, "The cluster's history store (Redis) is unreachable; retry later")
 
 
 def _check_name(name: str) -> None:
