@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from overtone.broadcast import FrontendConfig, echo_options_json, echo_script, frontend_config
+from overtone.broadcast import (
+    FrontendConfig,
+    echo_options_json,
+    echo_script,
+    frontend_config,
+    recovery_script_tag,
+)
 
 PRODUCTION = {
     "REVERB_APP_ID": "telemedicina-prod",
@@ -122,3 +128,70 @@ def test_env_file(tmp_path: Path) -> None:
     config = frontend_config({"REVERB_HOST": "process.example"}, env_file=env_file)
     assert config is not None
     assert (config.key, config.host) == ("from-file", "process.example")
+
+
+POSITION = {"epoch": "Zx9-a_b", "offset": 12}
+
+
+def test_positions_go_into_the_config_without_the_missing_ones() -> None:
+    config = frontend_config(
+        PRODUCTION,
+        positions={"private-patient.7": POSITION, "presence-room.1": None},
+    )
+    assert config is not None
+    assert config.positions == {"private-patient.7": POSITION}
+    assert config.to_dict()["positions"] == {"private-patient.7": POSITION}
+    assert "positions" not in config.echo_options()
+    assert config == FrontendConfig(key="public-key", host="app.example.com", port=443)
+    for bad in ({"epoch": 1, "offset": 2}, {"epoch": "e", "offset": -1}, {"epoch": "e"}):
+        with pytest.raises(ValueError, match="position"):
+            frontend_config(PRODUCTION, positions={"c": bad})
+
+
+def test_echo_script_installs_the_add_on_with_the_positions() -> None:
+    config = FrontendConfig(key="k", host="h", port=443)
+    plain = echo_script(config)
+    assert "OvertoneRecovery" not in plain  # no positions: the script is as before
+    script = echo_script(config, positions={"private-a": POSITION, "b": None}, nonce="n")
+    assert script.startswith('<script nonce="n">' + plain[len("<script>") : -len("</script>")])
+    assert script.count("</script>") == 1 and script.endswith("</script>")
+    assert "window.OvertoneRecovery" in script
+    assert "add.install(echo.connector.pusher,{positions:positions,onResync:" in script
+    assert "new CustomEvent('overtone:resync',{detail:{channel:c,position:at}})" in script
+    assert script.endswith(
+        f"}})(window.Echo,{json.dumps({'private-a': POSITION}, separators=(',', ':'))});</script>"
+    )
+    # The config's positions are used unless others are given; {} installs with none.
+    with_config = frontend_config(PRODUCTION, positions={"x": POSITION})
+    assert '(window.Echo,{"x":' in echo_script(with_config)
+    assert "(window.Echo,{});" in echo_script(with_config, positions={})
+    assert echo_script(None, positions={"x": POSITION}) == (
+        "<script>window.Echo = null; /* realtime is off */</script>"
+    )
+
+
+def test_positions_are_embedded_safely() -> None:
+    config = FrontendConfig(key="k", host="h", port=443)
+    script = echo_script(config, positions={"</script><b>": {"epoch": "&\u2028", "offset": 1}})
+    assert script.count("</script>") == 1 and "<b>" not in script and "\u2028" not in script
+    assert '"\\u003c/script\\u003e\\u003cb\\u003e":{"epoch":"\\u0026\\u2028"' in script
+
+
+def test_recovery_script_tag_points_at_overtone() -> None:
+    production = frontend_config(PRODUCTION)
+    assert recovery_script_tag(production) == (
+        '<script src="https://app.example.com:443/overtone/recovery.js"></script>'
+    )
+    local = FrontendConfig(key="k", host="::1", port=8080, scheme="http", path="/realtime")
+    assert local.recovery_url == "http://[::1]:8080/realtime/overtone/recovery.js"
+    assert recovery_script_tag(local, nonce="a'b") == (
+        '<script src="http://[::1]:8080/realtime/overtone/recovery.js" nonce="a&#x27;b"></script>'
+    )
+    assert recovery_script_tag(None) == ""
+    pages_host = frontend_config({"REVERB_APP_KEY": "k", "REVERB_SERVER_PORT": "9001"})
+    assert pages_host is not None and pages_host.recovery_url is None
+    tag = recovery_script_tag(pages_host)
+    assert tag == (
+        '<script>document.write(\'<script src="\'+"http://"+window.location.hostname'
+        '+":9001/overtone/recovery.js"+\'"><\\/script>\');</script>'
+    )

@@ -6,7 +6,8 @@
 - :class:`ChannelRegistry`: who may join which channel, and the signed answers pusher-js
   and laravel-echo expect from ``/broadcasting/auth`` and ``/broadcasting/user-auth``.
 - ``overtone.broadcast.starlette`` / ``.django`` / ``.flask``: those two endpoints.
-- :func:`frontend_config` / :func:`echo_script`: what a page needs to connect.
+- :func:`frontend_config` / :func:`echo_script`: what a page needs to connect;
+  :func:`recovery_script_tag` loads the lossless-reconnect add-on from overtone.
 
 Fail soft, like Laravel apps expect: with realtime not configured or the server down, every
 call returns ``None`` after one warning a minute and the web request goes on; pass
@@ -38,6 +39,7 @@ from overtone.broadcast.frontend import (
     echo_options_json,
     echo_script,
     frontend_config,
+    recovery_script_tag,
 )
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ __all__ = [
     "echo_options_json",
     "echo_script",
     "frontend_config",
+    "recovery_script_tag",
     "socket_id_from_headers",
 ]
 

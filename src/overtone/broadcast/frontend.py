@@ -14,6 +14,15 @@ port 443 (80 for ``http``); with none of ``REVERB_HOST``, ``REVERB_SCHEME`` and
 ``request_host`` (e.g. Django's ``request.get_host()``, any port dropped) if given, else it
 is left out of the options and :func:`echo_script` uses ``window.location.hostname``. No
 secret ever reaches this module's output.
+
+Lossless reconnect (protocol.md §8): read each channel's position with
+``Broadcaster.position()`` *before* reading the state the page is rendered from, pass them as
+``positions={"private-patient.7": position, ...}`` (``None`` values are left out, so a
+fail-soft ``None`` just means "no position"), load the add-on with
+:func:`recovery_script_tag` (``{scheme}://{host}:{port}{path}/overtone/recovery.js``, served
+by overtone) before :func:`echo_script`, and the page recovers every event published after
+the render. Where recovery is impossible the page gets a DOM event
+``overtone:resync`` on ``window`` (``event.detail.channel``) and reloads that state.
 """
 
 from __future__ import annotations
@@ -23,13 +32,17 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from overtone.broadcast.config import read_values
 
 _IDENTIFIER_PATH = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*")
+RECOVERY_PATH = "/overtone/recovery.js"
+"""Where overtone serves the recovery add-on (after ``REVERB_SERVER_PATH``)."""
+RESYNC_EVENT = "overtone:resync"
+"""The DOM event :func:`echo_script` dispatches on ``window`` when a channel must reload."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +54,8 @@ class FrontendConfig:
     port: int
     scheme: str = "https"
     path: str = ""
+    positions: dict[str, dict[str, Any]] | None = field(default=None, compare=False)
+    """Stream positions the page starts its channels from (see :func:`frontend_config`)."""
 
     @property
     def force_tls(self) -> bool:
@@ -48,14 +63,28 @@ class FrontendConfig:
         return self.scheme == "https"
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"key", "host", "port", "scheme", "path"}``: the runbook's Inertia prop."""
-        return {
+        """``{"key", "host", "port", "scheme", "path"}``: the runbook's Inertia prop.
+
+        With positions, also ``"positions": {channel: {"epoch", "offset"}}``.
+        """
+        values: dict[str, Any] = {
             "key": self.key,
             "host": self.host,
             "port": self.port,
             "scheme": self.scheme,
             "path": self.path,
         }
+        if self.positions is not None:
+            values["positions"] = self.positions
+        return values
+
+    @property
+    def recovery_url(self) -> str | None:
+        """Where overtone serves the recovery add-on; ``None`` when the host is the page's."""
+        if self.host is None:
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}{self.path}{RECOVERY_PATH}"
 
     def echo_options(self) -> dict[str, Any]:
         """The options object for ``new Echo(...)`` (pusher-js names)."""
@@ -78,12 +107,15 @@ def frontend_config(
     *,
     env_file: str | Path | None = None,
     request_host: str | None = None,
+    positions: Mapping[str, Mapping[str, Any] | None] | None = None,
 ) -> FrontendConfig | None:
     """The page's connection values, or ``None`` when realtime is not configured.
 
     ``environ`` defaults to ``os.environ``; ``env_file`` is an optional ``.env`` (process
     variables win). Malformed ``REVERB_PORT``/``REVERB_SCHEME`` also give ``None``: a page
     that cannot connect should say realtime is off rather than retry forever.
+    ``positions`` maps channel names to ``Broadcaster.position()`` answers (``None``
+    values are left out); a malformed position raises ``ValueError``.
     """
     values = read_values(os.environ if environ is None else environ, env_file)
 
@@ -112,7 +144,28 @@ def frontend_config(
         port=port,
         scheme=scheme,
         path="" if path == "/" else path,
+        positions=None if positions is None else clean_positions(positions),
     )
+
+
+def clean_positions(
+    positions: Mapping[str, Mapping[str, Any] | None],
+) -> dict[str, dict[str, Any]]:
+    """``{channel: {"epoch": str, "offset": int}}`` without the ``None`` values.
+
+    Raises ``ValueError`` for anything else: the add-on would refuse it in the page.
+    """
+    clean: dict[str, dict[str, Any]] = {}
+    for channel, position in positions.items():
+        if position is None:
+            continue
+        epoch, offset = position.get("epoch"), position.get("offset")
+        if not isinstance(channel, str) or not isinstance(epoch, str):
+            raise ValueError(f"a position is {{'epoch': str, 'offset': int}}: {channel!r}")
+        if type(offset) is not int or offset < 0:
+            raise ValueError(f"a position's offset is an integer >= 0: {channel!r}")
+        clean[channel] = {"epoch": epoch, "offset": offset}
+    return clean
 
 
 def _hostname(host: str) -> str:
@@ -143,20 +196,70 @@ def echo_options_json(config: FrontendConfig | None) -> str:
 
 
 def echo_script(
-    config: FrontendConfig | None, *, assign_to: str = "window.Echo", nonce: str | None = None
+    config: FrontendConfig | None,
+    *,
+    assign_to: str = "window.Echo",
+    nonce: str | None = None,
+    positions: Mapping[str, Mapping[str, Any] | None] | None = None,
 ) -> str:
     """A ``<script>`` that sets ``assign_to`` to ``new Echo({...})``, or to ``null``.
 
     Load laravel-echo and pusher-js first (``Echo`` and ``Pusher`` globals). With realtime
     off, ``assign_to`` is ``null`` so the page can show that instead of connecting.
+
+    With ``positions`` (or ``config.positions``; ``{}`` for none yet) the script also
+    installs the recovery add-on when ``window.OvertoneRecovery`` is loaded (see
+    :func:`recovery_script_tag`): ``OvertoneRecovery.install(Echo.connector.pusher,
+    {positions, onResync})``, before the page subscribes. ``onResync`` dispatches
+    ``overtone:resync`` on ``window`` with ``detail: {channel, position}``: the page must
+    reload that channel's state. Without the add-on the page works as before.
     """
     if not _IDENTIFIER_PATH.fullmatch(assign_to):
         raise ValueError(f"assign_to must be a JavaScript name like window.Echo: {assign_to!r}")
-    attribute = f' nonce="{html.escape(nonce, quote=True)}"' if nonce else ""
+    attribute = _nonce(nonce)
     if config is None:
         return f"<script{attribute}>{assign_to} = null; /* realtime is off */</script>"
     options = echo_options_json(config)
     if config.host is None:
         options = options[:-1] + ",wsHost:window.location.hostname}"
     # laravel-echo's browser build exposes its module as ``Echo``: the class is Echo.default.
-    return f"<script{attribute}>{assign_to} = new (Echo.default || Echo)({options});</script>"
+    script = f"{assign_to} = new (Echo.default || Echo)({options});"
+    start = config.positions if positions is None else clean_positions(positions)
+    if start is not None:
+        script += _INSTALL % (assign_to, script_json(start))
+    return f"<script{attribute}>{script}</script>"
+
+
+_INSTALL = (
+    "(function(echo,positions){var add=window.OvertoneRecovery;"
+    "if(!echo||!add||typeof add.install!=='function')return;"
+    "try{add.install(echo.connector.pusher,{positions:positions,onResync:function(c,at){"
+    f"window.dispatchEvent(new CustomEvent('{RESYNC_EVENT}',{{detail:{{channel:c,position:at}}}}))"
+    "}});}catch(e){console.warn('overtone recovery: '+e.message);}})(%s,%s);"
+)
+
+
+def recovery_script_tag(config: FrontendConfig | None, *, nonce: str | None = None) -> str:
+    """The ``<script src>`` loading the recovery add-on from overtone, or ``""`` when off.
+
+    Put it before :func:`echo_script` (it must run first). The URL is
+    ``{scheme}://{host}:{port}{path}/overtone/recovery.js`` (:attr:`FrontendConfig.recovery_url`);
+    with no host known, the page's own host name, as :func:`echo_script` does. If overtone
+    cannot be reached the add-on is simply missing and the page works without it.
+    """
+    if config is None:
+        return ""
+    attribute = _nonce(nonce)
+    url = config.recovery_url
+    if url is not None:
+        return f'<script src="{html.escape(url, quote=True)}"{attribute}></script>'
+    before = script_json(f"{config.scheme}://")
+    after = script_json(f":{config.port}{config.path}{RECOVERY_PATH}")
+    inner = (
+        f"'<script src=\"'+{before}+window.location.hostname+{after}+'\"{attribute}><\\/script>'"
+    )
+    return f"<script{attribute}>document.write({inner});</script>"
+
+
+def _nonce(nonce: str | None) -> str:
+    return f' nonce="{html.escape(nonce, quote=True)}"' if nonce else ""
