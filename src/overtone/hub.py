@@ -16,12 +16,12 @@ Within one node, events to one channel reach subscribers in publish order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from overtone.apps import ClientEventsFrom
 from overtone.channels.channel import Channel
-from overtone.channels.history import parse_position
+from overtone.channels.history import StreamSnapshot, parse_position, with_offset
 from overtone.channels.subscription import SubscriptionRefused, check_subscription
 from overtone.hub_state import HubState, watchlist_event
 from overtone.protocol import errors, messages
@@ -176,10 +176,26 @@ class Hub(HubState):
                 self._lifecycle_hook("channel_occupied", channel=name)
             if member is not None and channel.roster is not None:
                 self._join(channel, session, member[0], member[1])
+        recover = data.get("recover")
+        if self._must_load(name, recover, now):
+            assert self.load_stream is not None
+            channel.pending = (channel.pending or set()) | {session.socket_id}
+            first = name not in self.loading and name not in self.loaded_callbacks
+            self.loading.setdefault(name, []).append((session, recover))
+            if first:
+                self.load_stream(name)
+            return
+        self._subscribed(session, channel, recover, now)
+
+    def _subscribed(
+        self, session: Session, channel: Channel[Session], recover: object, now: float
+    ) -> None:
+        """Answer a subscription that took effect: position, missed events, cached event."""
+        name = channel.name
         payload = b"{}"
         if channel.roster is not None:
             payload = messages.encode({"presence": self.presence_snapshot(name)}) or payload
-        missed, recovered, position = self._stream_start(name, data.get("recover"), now)
+        missed, recovered, position = self._stream_start(name, recover, now)
         self._send(
             session,
             messages.subscription_succeeded(name, payload.decode(), position, recovered),
@@ -196,6 +212,42 @@ class Hub(HubState):
             else:
                 self._send(session, cached)
 
+    def _must_load(self, name: str, recover: object, now: float) -> bool:
+        """In a cluster, whether this subscription must wait for the shared stream: this
+        node does not follow the stream yet, or does not hold what ``recover`` asks for."""
+        history = self.history
+        if history is None or self.load_stream is None:
+            return False
+        if name in self.loading or name in self.loaded_callbacks or name not in history.streams:
+            return True
+        wanted = parse_position(recover) if recover is not None else None
+        return wanted is not None and history.since(name, wanted, now) is None
+
+    def stream_loaded(self, name: str, snapshot: StreamSnapshot | None, now: float) -> None:
+        """The shared store's copy of stream ``name`` arrived (``None``: unreachable);
+        answer the subscriptions that waited for it."""
+        waiting = self.loading.pop(name, [])
+        callbacks = self.loaded_callbacks.pop(name, [])
+        if snapshot is not None and self.history is not None:
+            self.history.merge(name, snapshot, now)
+        channel = self.channels.get(name)
+        for session, recover in waiting:
+            if channel is None or session.closed or name not in session.channels:
+                continue
+            if channel.pending is not None:
+                channel.pending.discard(session.socket_id)
+            self._subscribed(session, channel, recover, now)
+        for callback in callbacks:
+            callback()
+
+    def when_loaded(self, name: str, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once stream ``name`` has been read from the cluster's store."""
+        assert self.load_stream is not None
+        first = name not in self.loading and name not in self.loaded_callbacks
+        self.loaded_callbacks.setdefault(name, []).append(callback)
+        if first:
+            self.load_stream(name)
+
     def _stream_start(
         self, name: str, recover: object, now: float
     ) -> tuple[list[bytes] | None, bool | None, dict[str, object] | None]:
@@ -203,7 +255,8 @@ class Hub(HubState):
 
         Without ``recover`` only the position is given (``recovered`` is ``None``); with it,
         the events after the client's position, or ``None`` and ``recovered=False`` when the
-        history no longer holds all of them (or the app keeps none).
+        history no longer holds all of them (or the app keeps none). In a cluster a stream
+        this node does not follow (the shared store was unreachable) has no position.
         """
         history = self.history
         missed: list[bytes] | None = None
@@ -212,7 +265,7 @@ class Hub(HubState):
             if wanted is not None:
                 missed = history.since(name, wanted, now)
         recovered = None if recover is None else missed is not None
-        if history is None:
+        if history is None or (self.load_stream is not None and name not in history.streams):
             return None, recovered, None
         return missed, recovered, history.position(name, now).to_wire()
 
@@ -239,6 +292,8 @@ class Hub(HubState):
         if channel is None:
             return
         del channel.subscribers[session.socket_id]
+        if channel.pending is not None:
+            channel.pending.discard(session.socket_id)
         if self.emit is not None:
             self.emit({"t": "sub", "c": name, "d": -1})
         if channel.roster is not None:
@@ -367,10 +422,32 @@ class Hub(HubState):
             payload = messages.event(name, channel_name, data)
             assert payload is not None  # data is a str: always encodable
             if history is not None:
-                payload = history.append(channel_name, payload, now)
+                if self.emit is None:
+                    payload = history.append(channel_name, payload, now)
+                elif self.sequenced is not None and self.sequenced():
+                    # The broker numbers it; every node, this one included, delivers it
+                    # when it comes back with its offset (deliver_sequenced).
+                    self.emit(
+                        {"t": "ev", "c": channel_name, "p": payload.decode(), "x": exclude, "n": 1}
+                    )
+                    continue
+                else:
+                    # Broker away: delivered here only, without an offset; the stream's
+                    # epoch changes once the broker is back (see Coordinator.connected).
+                    self.unsequenced.add(channel_name)
             self.deliver(channel_name, payload, exclude, now)
             if self.emit is not None:
                 self.emit({"t": "ev", "c": channel_name, "p": payload.decode(), "x": exclude})
+
+    def deliver_sequenced(
+        self, name: str, payload: bytes, epoch: str, offset: int, exclude: str | None, now: float
+    ) -> None:
+        """Deliver and store an event the cluster's broker gave position ``(epoch, offset)``."""
+        stored = with_offset(payload, offset)
+        history = self.history
+        if history is None or history.record(name, epoch, offset, stored, now):
+            self.deliver(name, stored, exclude, now)
+        # else: already part of a snapshot this node merged, and replayed from there
 
     def deliver(self, name: str, payload: bytes, exclude: str | None, now: float) -> None:
         """Deliver an encoded event to this node's subscribers of ``name``; cache it."""

@@ -55,6 +55,17 @@ class HubState:
         self.cache = EventCache(app.cache_ttl)
         self.history: History | None = None
         self._history_swept = float("-inf")
+        self.sequenced: Callable[[], bool] | None = None
+        """In a cluster: whether the broker can give events their offsets right now."""
+        self.load_stream: Callable[[str], None] | None = None
+        """In a cluster: fetch a stream from the shared store; the answer comes back
+        through :meth:`overtone.hub.Hub.stream_loaded`."""
+        self.loading: dict[str, list[tuple[Session, object]]] = {}
+        """Streams being fetched, with the subscriptions (and their ``recover``) waiting."""
+        self.loaded_callbacks: dict[str, list[Callable[[], None]]] = {}
+        """Streams being fetched, with the HTTP answers waiting for them."""
+        self.unsequenced: set[str] = set()
+        """Channels that had events delivered here without an offset (broker away)."""
         """Per-channel event history (``None`` when the app has history off)."""
         if app.history.enabled:
             budget = history_budget or HistoryBudget(DEFAULT_HISTORY_MEMORY)
@@ -103,7 +114,16 @@ class HubState:
 
     def _fan_out(self, channel: Channel[Session], frame: bytes, exclude: str | None) -> None:
         subscribers = channel.subscribers
-        if exclude is None or exclude not in subscribers:
+        if channel.pending:
+            # Subscriptions still waiting for their history get it replayed when answered.
+            skip = channel.pending if exclude is None else {*channel.pending, exclude}
+            sent = 0
+            for socket_id, session in subscribers.items():
+                if socket_id not in skip:
+                    session.write(frame)
+                    sent += 1
+            self.stats.sent(frame, sent)
+        elif exclude is None or exclude not in subscribers:
             # The hot loop: one pre-encoded frame written to every subscriber.
             for session in subscribers.values():
                 session.write(frame)

@@ -269,5 +269,5 @@ def test_envelopes_joined_into_one_array_are_all_applied() -> None:
     x.subscribe("joined-too")
     changed = a.flush()
     assert subscribed is not None and changed is not None
-    b.receive(b"[" + subscribed + b"," + changed + b"]", bus.now)
+    b.receive(b"[" + subscribed.envelope + b"," + changed.envelope + b"]", bus.now)
     assert hub_of(b).channel_names() == {"joined-too"}

@@ -96,8 +96,13 @@ async def test_events_reach_every_node_once_with_exclusion(nodes: list[ServerPro
         )
     )
     sdk(nodes[0]).trigger("news", "e", "hello", socket_id=extra.socket_id)  # type: ignore[attr-defined]
-    for client in clients:
-        assert await client.recv_json() == {"event": "e", "channel": "news", "data": "hello"}
+    for client in clients:  # history is on by default: the same offset on every node
+        assert await client.recv_json() == {
+            "event": "e",
+            "channel": "news",
+            "data": "hello",
+            "offset": 1,
+        }
         assert await no_message(client)  # exactly once
     assert await no_message(extra)
     for client in [*clients, extra]:

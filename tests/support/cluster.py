@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import count
 
+import orjson
+
 from overtone.apps import App, AppRegistry
+from overtone.channels.history import HistoryLimits
 from overtone.cluster.coordinator import Coordinator
+from overtone.cluster.sequencer import MemorySequencer
 from overtone.hub import Hub
 from overtone.node import Node
 from support.fakes import FakeClient
 
-APP = App(id="1", key="key", secret="secret")
+APP = App(id="1", key="key", secret="secret", history=HistoryLimits(enabled=False))
+"""Plain Pusher frames; tests of history across nodes use :data:`HISTORY_APP`."""
+HISTORY_APP = App(id="1", key="key", secret="secret")
 
 
 @dataclass
@@ -21,6 +28,7 @@ class Bus:
     nodes: list[Coordinator] = field(default_factory=list)
     now: float = 0.0
     up: bool = True
+    sequencer: MemorySequencer = field(default_factory=MemorySequencer)
 
     def add(self, name: str, app: App = APP) -> Coordinator:
         ids = count(1)
@@ -28,6 +36,9 @@ class Bus:
         prefix = len(self.nodes) + 1
         node.new_socket_id = lambda: f"{prefix}.{next(ids)}"  # type: ignore[method-assign]
         coordinator = Coordinator(node, name, wake=lambda: None)
+        for hub in coordinator.hubs.values():
+            hub.sequenced = lambda: self.up
+            hub.load_stream = partial(self._load, hub)
         self.nodes.append(coordinator)
         coordinator.connected(self.now)
         self.pump()
@@ -38,15 +49,25 @@ class Bus:
         for _ in range(50):
             moved = False
             for sender in list(self.nodes):
-                envelope = sender.flush()
-                if envelope is None or not self.up:
+                outgoing = sender.flush()
+                if outgoing is None or not self.up:
                     continue
+                envelope = outgoing.envelope
+                if outgoing.appends or outgoing.resets:
+                    positions = self.sequencer.sequence(outgoing.appends, outgoing.resets, self.now)
+                    envelope = b'{"q":%s,"e":%s}' % (orjson.dumps(positions), envelope)
                 moved = True
                 for receiver in self.nodes:
                     receiver.receive(envelope, self.now)
             if not moved:
                 return
         raise AssertionError("the bus did not settle")
+
+    def _load(self, hub: Hub, channel: str) -> None:
+        """Answer a stream read at once (the shared store is this bus's sequencer)."""
+        ttl = hub.app.history.ttl
+        snapshot = self.sequencer.stream(hub.app.id, channel, ttl, self.now) if self.up else None
+        hub.stream_loaded(channel, snapshot, self.now)
 
     def kill(self, coordinator: Coordinator) -> None:
         """The node vanishes without a word (SIGKILL)."""

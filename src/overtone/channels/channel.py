@@ -66,13 +66,16 @@ class Roster:
 class Channel(Generic[S]):
     """Subscribers of one channel, keyed by socket id, in subscription order."""
 
-    __slots__ = ("kind", "name", "roster", "subscribers")
+    __slots__ = ("kind", "name", "pending", "roster", "subscribers")
 
     def __init__(self, name: str, kind: ChannelType) -> None:
         self.name = name
         self.kind = kind
         self.subscribers: dict[str, S] = {}
         self.roster: Roster | None = Roster() if kind.presence else None
+        self.pending: set[str] | None = None
+        """Subscribers (socket ids) whose subscription waits for the channel's history:
+        nothing is written to them on this channel until it is answered."""
 
     @property
     def occupied(self) -> bool:

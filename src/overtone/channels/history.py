@@ -71,6 +71,16 @@ def with_offset(payload: bytes, offset: int) -> bytes:
     return b'%s,"offset":%d}' % (payload[:-1], offset)
 
 
+@dataclass(frozen=True, slots=True)
+class StreamSnapshot:
+    """A stream as a shared store holds it: position and ``(offset, stored_at, payload)``
+    of its held events, oldest first and contiguous up to ``offset``."""
+
+    epoch: str
+    offset: int
+    entries: list[tuple[int, float, bytes]]
+
+
 class Stream:
     """One channel's epoch, offset and recent events ``(offset, stored_at, payload)``."""
 
@@ -176,21 +186,22 @@ class History:
         self._store(stream, offset, stored, now)
         return stored
 
-    def record(self, name: str, epoch: str, offset: int, payload: bytes, now: float) -> None:
+    def record(self, name: str, epoch: str, offset: int, payload: bytes, now: float) -> bool:
         """Store an event whose position was assigned elsewhere (``payload`` has its offset).
 
         An event that continues the stream is appended. A new epoch, or an offset that
         skips ahead, restarts the stream there (what came before is unknown to this node).
-        An offset already held or older is ignored.
+        An offset this stream already passed is ignored: returns ``False`` (not new).
         """
         stream = self.streams.get(name)
         if stream is None or stream.epoch != epoch or offset > stream.offset + 1:
             self.forget(name)
             stream = self.streams[name] = Stream(name, epoch, offset - 1)
         elif offset <= stream.offset:
-            return
+            return False
         stream.used = now
         self._store(stream, offset, payload, now)
+        return True
 
     def adopt(self, name: str, epoch: str, offset: int, now: float) -> None:
         """Learn a stream's header from elsewhere when this node does not know it yet."""
@@ -199,6 +210,35 @@ class History:
             self.forget(name)
             stream = self.streams[name] = Stream(name, epoch, offset)
             stream.used = now
+
+    def merge(self, name: str, snapshot: StreamSnapshot, now: float) -> None:
+        """Combine a shared store's copy of a stream with what this node follows.
+
+        A stream this node follows in the same epoch keeps its offset (events after it are
+        on their way to this node in order); older events of the snapshot are put in front
+        of what it holds when nothing lies between. Otherwise the snapshot replaces it.
+        """
+        local = self.streams.get(name)
+        if local is not None and local.epoch == snapshot.epoch:
+            local.used = now
+            older = [e for e in snapshot.entries if e[0] < local.first]
+            if older and older[-1][0] == local.first - 1:
+                kept = list(local.entries)
+                self.forget(name)
+                stream = self.streams[name] = Stream(name, local.epoch, older[0][0] - 1)
+                stream.used = now
+                for offset, stored_at, payload in older + kept:
+                    self._store(stream, offset, payload, stored_at)
+                stream.offset = local.offset
+            return
+        self.forget(name)
+        stream = self.streams[name] = Stream(name, snapshot.epoch, snapshot.offset)
+        stream.used = now
+        if snapshot.entries:
+            stream.offset = snapshot.entries[0][0] - 1
+            for offset, stored_at, payload in snapshot.entries:
+                self._store(stream, offset, payload, stored_at)
+            stream.offset = snapshot.offset
 
     def _store(self, stream: Stream, offset: int, payload: bytes, now: float) -> None:
         stream.offset = offset

@@ -13,15 +13,40 @@ implementation and checked by ``tests/cluster/test_broker_contract.py``:
 - :meth:`Broker.close` sends what is queued (bounded by ``timeout``), then disconnects.
 - :meth:`Broker.peers` counts the other brokers listening (used to wait for their state
   before accepting connections).
+- History (protocol.md §8): an envelope published with ``appends`` is *sequenced*: the
+  broker gives each append the next offset of its stream (a new stream gets a new epoch),
+  stores it, and delivers ``{"q": [[epoch, offset], ...], "e": envelope}`` (``e`` may be
+  an array of envelopes), the positions in the order of the appends, atomically with the
+  storing. ``resets`` forget streams first (their next event starts a new epoch).
+  :meth:`Broker.stream` reads one stream (creating its header if it has none), or
+  ``None`` while the store is unreachable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
+
+from overtone.channels.history import StreamSnapshot
 
 OnMessage = Callable[[bytes], None]
 OnConnected = Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamAppend:
+    """One event to number and store: its app, channel, payload (without offset), bounds."""
+
+    app_id: str
+    channel: str
+    payload: bytes
+    max_events: int
+    ttl: float
+
+
+StreamRef = tuple[str, str]
+"""``(app_id, channel)`` of a stream."""
 
 
 class Broker(Protocol):
@@ -33,8 +58,19 @@ class Broker(Protocol):
     async def start(self) -> None:
         """Begin connecting and receiving."""
 
-    def publish(self, envelope: bytes) -> None:
-        """Send an envelope to the other nodes (never blocks)."""
+    def publish(
+        self,
+        envelope: bytes,
+        appends: Sequence[StreamAppend] = (),
+        resets: Sequence[StreamRef] = (),
+    ) -> None:
+        """Send an envelope to the other nodes (never blocks), sequencing ``appends``."""
+
+    async def stream(self, app_id: str, channel: str, ttl: float) -> StreamSnapshot | None:
+        """The stored stream (events younger than ``ttl`` s), ``None`` if unreachable.
+
+        ``stored_at`` of its entries is in seconds of wall-clock time (``time.time()``).
+        """
 
     async def close(self, timeout: float = 2.0) -> None:
         """Flush, then disconnect."""

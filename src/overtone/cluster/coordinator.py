@@ -20,22 +20,42 @@ broker's order, which decides the webhooks that must be sent once cluster-wide.
 
 Outgoing messages are queued and sent in one envelope per :meth:`Coordinator.flush`; the
 transport calls ``flush`` soon after ``wake`` fires, so a burst costs one broker message.
+
+History (protocol.md §8): events on channels with history are marked ``"n": 1`` and handed
+to the broker as *appends*; the broker numbers them and they come back to every node, the
+publisher included, as ``{"q": [[epoch, offset], ...], "e": envelope}``, so every node
+stores and delivers the same offsets. After an outage a node forgets the streams it
+followed (it may have missed events) and has the streams it published to while the broker
+was away restarted in a new epoch (``hreset``): recovering clients are told
+``recovered: false`` rather than given a history with a hole.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from overtone.channels.replica import Share
+from overtone.cluster.broker import StreamAppend, StreamRef
 from overtone.cluster.sync import apply, apply_own, local_share, replace_share
 from overtone.hub import Hub
 from overtone.node import Node
 
 log = logging.getLogger("overtone.cluster")
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """What :meth:`Coordinator.flush` hands the broker: one envelope, the events in it the
+    broker must number (in order), and the streams it must restart first."""
+
+    envelope: bytes
+    appends: list[StreamAppend] = field(default_factory=list)
+    resets: list[StreamRef] = field(default_factory=list)
 
 
 class Coordinator:
@@ -55,6 +75,7 @@ class Coordinator:
         self.node_timeout = node_timeout
         self._wake = wake
         self._pending: list[list[Any]] = []
+        self._resets: list[StreamRef] = []
         self._last_heartbeat = float("-inf")
         self.last_seen: dict[str, float] = {}
         self.synced: set[str] = set()
@@ -79,12 +100,22 @@ class Coordinator:
             self._wake()
         self._pending.append([app_id, message])
 
-    def flush(self) -> bytes | None:
-        """The envelope of everything queued since the last flush, or ``None``."""
+    def flush(self) -> Outgoing | None:
+        """Everything queued since the last flush, or ``None``."""
         if not self._pending:
             return None
         pending, self._pending = self._pending, []
-        return orjson.dumps({"n": self.node_id, "m": pending})
+        outgoing = Outgoing(orjson.dumps({"n": self.node_id, "m": pending}))
+        outgoing.resets, self._resets = self._resets, []
+        for app_id, message in pending:
+            if message.get("n"):
+                limits = self.hubs[app_id].app.history
+                outgoing.appends.append(
+                    StreamAppend(
+                        app_id, message["c"], message["p"].encode(), limits.max_events, limits.ttl
+                    )
+                )
+        return outgoing
 
     # -- membership ----------------------------------------------------------------------
 
@@ -96,7 +127,23 @@ class Coordinator:
         }
 
     def connected(self, now: float) -> None:
-        """The broker is (again) reachable: announce our whole state."""
+        """The broker is (again) reachable: announce our whole state.
+
+        Streams followed so far may have missed events while the broker was away: they are
+        forgotten (the next subscription reads them from the broker's store). Streams that
+        had events delivered here without an offset restart in a new epoch everywhere.
+        """
+        self._announce(now)
+        for app_id, hub in self.hubs.items():
+            if hub.history is not None:
+                hub.history.clear()
+            if hub.unsequenced:
+                channels = sorted(hub.unsequenced)
+                hub.unsequenced.clear()
+                self._resets += [(app_id, channel) for channel in channels]
+                self._queue(app_id, {"t": "hreset", "c": channels})
+
+    def _announce(self, now: float) -> None:
         self._queue("", {"t": "hello", **self.state(now)})
 
     def leave(self) -> None:
@@ -131,10 +178,35 @@ class Coordinator:
         except orjson.JSONDecodeError:
             log.warning("ignoring a malformed cluster message")
             return
+        positions: Iterator[Any] = iter(())
+        if isinstance(decoded, dict) and "q" in decoded:
+            positions = iter(decoded["q"] if isinstance(decoded["q"], list) else ())
+            decoded = decoded.get("e")
         for envelope in decoded if isinstance(decoded, list) else [decoded]:
-            self._envelope(envelope, now)
+            self._envelope(envelope, positions, now)
 
-    def _envelope(self, envelope: object, now: float) -> None:
+    def _sequenced(
+        self, app_id: object, message: dict[str, Any], positions: Iterator[Any], now: float
+    ) -> None:
+        """Deliver an event the broker numbered (``positions`` gives its position)."""
+        position = next(positions, None)
+        hub = self.hubs.get(str(app_id))
+        try:
+            epoch, offset = position  # type: ignore[misc]
+            exclude = message.get("x")
+            if hub is not None:
+                hub.deliver_sequenced(
+                    str(message["c"]),
+                    str(message["p"]).encode(),
+                    str(epoch),
+                    int(offset),
+                    exclude if isinstance(exclude, str) else None,
+                    now,
+                )
+        except (KeyError, TypeError, ValueError):
+            log.warning("ignoring a malformed numbered event")
+
+    def _envelope(self, envelope: object, positions: Iterator[Any], now: float) -> None:
         try:
             assert isinstance(envelope, dict)
             sender = envelope["n"]
@@ -145,7 +217,7 @@ class Coordinator:
         if not isinstance(messages, list):
             return
         if sender == self.node_id:
-            self._own(messages)
+            self._own(messages, positions, now)
             return
         sender = str(sender)
         known = sender in self.last_seen
@@ -155,7 +227,9 @@ class Coordinator:
             if not isinstance(item, list) or len(item) != 2 or not isinstance(item[1], dict):
                 continue
             app_id, message = item
-            if app_id == "":
+            if message.get("n"):
+                self._sequenced(app_id, message, positions, now)
+            elif app_id == "":
                 introduced |= self._node_message(sender, message, now)
             else:
                 hub = self.hubs.get(str(app_id))
@@ -163,15 +237,17 @@ class Coordinator:
                     apply(hub, sender, message, now)
         if not known and not introduced and sender not in self._asked:
             self._asked.add(sender)  # we missed its hello: ask everyone for their state
-            self.connected(now)
+            self._announce(now)
 
-    def _own(self, messages: list[Any]) -> None:
+    def _own(self, messages: list[Any], positions: Iterator[Any], now: float) -> None:
         """Our own envelope, back from the broker: replay it in the broker's order."""
         for item in messages:
             if not isinstance(item, list) or len(item) != 2 or not isinstance(item[1], dict):
                 continue
             app_id, message = item
-            if app_id == "":
+            if message.get("n"):
+                self._sequenced(app_id, message, positions, now)
+            elif app_id == "":
                 if message.get("t") == "hello" and isinstance(message.get("s"), dict):
                     for hub_id, each in self.hubs.items():
                         each.ordered.reset(Share.from_wire(message["s"].get(hub_id)))

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Sequence
 
-from overtone.cluster.broker import OnConnected, OnMessage
+import orjson
+
+from overtone.channels.history import StreamSnapshot
+from overtone.cluster.broker import OnConnected, OnMessage, StreamAppend, StreamRef
+from overtone.cluster.sequencer import MemorySequencer
 
 
 class MemoryBus:
@@ -13,6 +19,7 @@ class MemoryBus:
     def __init__(self) -> None:
         self.brokers: list[MemoryBroker] = []
         self.up = True
+        self.sequencer = MemorySequencer()
 
     def broker(self, on_message: OnMessage, on_connected: OnConnected) -> MemoryBroker:
         """A new broker on this bus (a :data:`~overtone.cluster.broker.BrokerFactory`)."""
@@ -44,13 +51,27 @@ class MemoryBroker:
         if self.connected:
             asyncio.get_running_loop().call_soon(self.on_connected)
 
-    def publish(self, envelope: bytes) -> None:
+    def publish(
+        self,
+        envelope: bytes,
+        appends: Sequence[StreamAppend] = (),
+        resets: Sequence[StreamRef] = (),
+    ) -> None:
         if not self.connected:
             self.dropped += 1
             return
+        if appends or resets:
+            positions = self.bus.sequencer.sequence(appends, resets, time.time())
+            envelope = b'{"q":%s,"e":%s}' % (orjson.dumps(positions), envelope)
         loop = asyncio.get_running_loop()
         for broker in self.bus.brokers:  # ourselves included, as Redis does
             loop.call_soon(broker.on_message, envelope)
+
+    async def stream(self, app_id: str, channel: str, ttl: float) -> StreamSnapshot | None:
+        await asyncio.sleep(0)
+        if not self.connected:
+            return None
+        return self.bus.sequencer.stream(app_id, channel, ttl, time.time())
 
     async def close(self, timeout: float = 2.0) -> None:
         await asyncio.sleep(0)

@@ -12,11 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from overtone.channels.history import StreamSnapshot
+from overtone.cluster.broker import StreamAppend, StreamRef
+from overtone.cluster.redis_streams import RedisStreams
 
 log = logging.getLogger("overtone.redis")
 
@@ -41,9 +46,10 @@ class RedisBroker:
         self.on_connected = on_connected
         self.connected = False
         self.dropped = 0
-        self._outbox: deque[bytes] = deque()
+        self._outbox: deque[tuple[bytes, Sequence[StreamAppend], Sequence[StreamRef]]] = deque()
         self._ready = asyncio.Event()
         self._client: aioredis.Redis | None = None
+        self._streams: RedisStreams | None = None
         self._reader: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
@@ -54,13 +60,29 @@ class RedisBroker:
         self._reader = asyncio.create_task(self._read_forever(), name="redis-reader")
         self._writer = asyncio.create_task(self._write_forever(), name="redis-writer")
 
-    def publish(self, envelope: bytes) -> None:
+    def publish(
+        self,
+        envelope: bytes,
+        appends: Sequence[StreamAppend] = (),
+        resets: Sequence[StreamRef] = (),
+    ) -> None:
         """Queue an envelope; dropped (and counted) while Redis is unreachable."""
         if not self.connected:
             self.dropped += 1
             return
-        self._outbox.append(envelope)
+        self._outbox.append((envelope, appends, resets))
         self._ready.set()
+
+    async def stream(self, app_id: str, channel: str, ttl: float) -> StreamSnapshot | None:
+        """One history stream from Redis, ``None`` while Redis is unreachable."""
+        streams = self._streams
+        if streams is None:
+            return None
+        try:
+            return await streams.read(app_id, channel, ttl, time.time())
+        except (RedisError, OSError, ValueError) as exc:
+            log.warning("could not read the history of %s from Redis: %s", channel, exc)
+            return None
 
     async def _read_forever(self) -> None:
         delay = 0.1
@@ -71,6 +93,7 @@ class RedisBroker:
             try:
                 await pubsub.subscribe(self.channel)
                 self._client = client
+                self._streams = RedisStreams(client, self.channel)
                 self.connected = True
                 delay = 0.1
                 if announced_down:
@@ -95,6 +118,7 @@ class RedisBroker:
             finally:
                 self.connected = False
                 self._client = None
+                self._streams = None
                 self._outbox.clear()
                 await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
                 await _quietly(client.aclose())
@@ -106,20 +130,28 @@ class RedisBroker:
         while not self._closing:
             await self._ready.wait()
             self._ready.clear()
-            client = self._client
-            if client is None:
+            client, streams = self._client, self._streams
+            if client is None or streams is None:
                 self._outbox.clear()
                 continue
             batch = list(self._outbox)
             self._outbox.clear()
             self._sending = True
+            body = join_envelopes([envelope for envelope, _, _ in batch])
+            appends = [append for _, each, _ in batch for append in each]
+            resets = [ref for _, _, each in batch for ref in each]
             try:
                 # One Redis message for everything queued since the last send: every node
                 # pays per Redis message read, so bursts (e.g. thousands of connections)
                 # cost one message per send, not one per event-loop iteration.
-                await client.publish(self.channel, join_envelopes(batch))
-            except (RedisError, OSError):
+                if appends or resets:
+                    await streams.publish(body, appends, resets, time.time())
+                else:
+                    await client.publish(self.channel, body)
+            except (RedisError, OSError) as exc:
                 self.dropped += len(batch)
+                if appends:
+                    log.warning("dropped %d event(s) Redis could not number: %s", len(appends), exc)
             finally:
                 self._sending = False
 

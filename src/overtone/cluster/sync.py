@@ -8,8 +8,10 @@ Message types (``t``), as emitted by :class:`~overtone.hub.Hub`:
 | ``sub`` | ``c``, ``d`` | subscriptions to channel ``c`` changed by ``d`` |
 | ``join`` / ``leave`` | ``c``, ``u``, ``i`` | a connection of ``u`` joined/left presence ``c`` |
 | ``in`` / ``out`` | ``u`` | a connection signed in/out as user ``u`` |
-| ``ev`` | ``c``, ``p``, ``x`` | deliver encoded event ``p`` on ``c``, except to socket ``x`` |
+| ``ev`` | ``c``, ``p``, ``x``, ``n`` | deliver encoded event ``p`` on ``c``, except to socket
+  ``x``; with ``n``, once the broker numbered it (history) |
 | ``term`` | ``u`` | close user ``u``'s connections |
+| ``hreset`` | ``c`` | the streams of channels ``c`` restart in a new epoch: forget them |
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ def apply(hub: Hub, node: str, message: dict[str, Any], now: float) -> None:
                 hub.notify_watchers(user_id, "offline")
         elif kind == "term":
             hub.terminate_user(str(message["u"]), tell_cluster=False)
+        elif kind == "hreset" and hub.history is not None:
+            for channel in message["c"]:
+                hub.history.forget(str(channel))
     except (KeyError, TypeError, ValueError):
         return
 

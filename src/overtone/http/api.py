@@ -35,6 +35,8 @@ class Response:
     body: bytes
     content_type: bytes = b"application/json"
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    deferred: Deferred | None = None
+    """Set when the answer is not ready yet (see :meth:`Api.handle`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +89,11 @@ class Api:
 
     def handle(
         self, method: str, target: str, body: bytes, now: float, wall_time: float
-    ) -> Response | Deferred:
+    ) -> Response:
         """Answer one request; ``target`` is the raw request target (path and query).
 
-        A :class:`Deferred` answer (history in a cluster) is ready once its stream loaded.
+        An answer with :attr:`Response.deferred` set (history in a cluster) is not ready:
+        it comes from ``deferred.answer()`` once its stream has been loaded.
         """
         raw_path, _, query = target.partition("?")
         path = raw_path
@@ -139,9 +142,8 @@ class Api:
             return _error(bad.status, bad.message)
         except _Unknown as unknown:
             # Answered once this node has read the stream from the cluster's store.
-            return Deferred(
-                hub, unknown.channel, partial(_answer, handler, replace(call, loaded=True))
-            )
+            again = partial(_answer, handler, replace(call, loaded=True))
+            return Response(202, b"", deferred=Deferred(hub, unknown.channel, again))
         return response
 
     # -- handlers ----------------------------------------------------------------------

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 
 import httptools
 
+from overtone.http.api import Deferred
 from overtone.hub import Hub
 from overtone.protocol import errors, messages
 from overtone.protocol.connect import protocol_error
@@ -73,6 +74,7 @@ class Connection(asyncio.Protocol):
         "timer",
         "transport",
         "url",
+        "waiting",
     )
 
     def __init__(self, ctx: ServerContext) -> None:
@@ -90,6 +92,9 @@ class Connection(asyncio.Protocol):
         self.hub: Hub | None = None
         self.session: Session | None = None
         self.closing = False
+        self.waiting: list[tuple[str, str, str, bytes, bool, bytes | None]] | None = None
+        """Requests that arrived while an earlier one waits for its answer (``None``: none
+        is waiting)."""
 
     # -- asyncio callbacks ---------------------------------------------------------------
 
@@ -217,29 +222,92 @@ class Connection(asyncio.Protocol):
                 self._refuse(missing_host.status, missing_host.message)
                 raise _Abort
         keep_alive = bool(parser.should_keep_alive()) and not self.ctx.stopping
-        ops = self.ctx.ops
-        if ops is not None and ops.handles(path):
-            status, body, content_type = ops.handle(
-                path, target, self.headers.get(b"authorization")
-            )
-        else:
-            started = time.perf_counter()
-            result = self.ctx.api.handle(
-                method, target, self.body, self.ctx.loop.time(), time.time()
-            )
-            status, body, content_type = result.status, result.body, b"application/json"
-            self.ctx.latency.observe(route_kind(path), time.perf_counter() - started, status)
-        if method == "HEAD":
-            body = b""
-        transport.write(response(status, body, keep_alive=keep_alive, content_type=content_type))
+        request = (method, target, path, self.body, keep_alive, self.headers.get(b"authorization"))
         self.url = b""
         self.headers = {}
         self.body = b""
         self.header_bytes = IDLE
+        if self.waiting is not None:  # an earlier pipelined request is still being answered
+            self.waiting.append(request)
+            return
+        self._answer(*request)
+
+    def _answer(
+        self,
+        method: str,
+        target: str,
+        path: str,
+        body: bytes,
+        keep_alive: bool,
+        authorization: bytes | None,
+    ) -> None:
+        """Answer one HTTP request, or start waiting for what its answer needs."""
+        ops = self.ctx.ops
+        if ops is not None and ops.handles(path):
+            status, content, content_type = ops.handle(path, target, authorization)
+            self._respond(method, status, content, content_type, (), keep_alive)
+            return
+        started = time.perf_counter()
+        result = self.ctx.api.handle(method, target, body, self.ctx.loop.time(), time.time())
+        if result.deferred is not None:
+            self._defer(result.deferred, method, path, keep_alive, started)
+            return
+        self.ctx.latency.observe(route_kind(path), time.perf_counter() - started, result.status)
+        self._respond(
+            method, result.status, result.body, result.content_type, result.headers, keep_alive
+        )
+
+    def _respond(
+        self,
+        method: str,
+        status: int,
+        body: bytes,
+        content_type: bytes,
+        extra: tuple[tuple[bytes, bytes], ...],
+        keep_alive: bool,
+    ) -> None:
+        transport = self.transport
+        if transport is None or self.closing:
+            return
+        if method == "HEAD":
+            body = b""
+        transport.write(
+            response(
+                status, body, keep_alive=keep_alive, content_type=content_type, extra_headers=extra
+            )
+        )
         if keep_alive:
             self._arm(self.ctx.settings.keepalive_timeout)
         else:
             self._finish_http()
+
+    def _defer(
+        self, deferred: Deferred, method: str, path: str, keep_alive: bool, started: float
+    ) -> None:
+        """Answer once the stream the request reads has been loaded from the shared store;
+        later pipelined requests wait in order (reading pauses meanwhile)."""
+        self.waiting = []
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+        def done() -> None:
+            result = deferred.answer()
+            self.ctx.latency.observe(route_kind(path), time.perf_counter() - started, result.status)
+            self._respond(
+                method, result.status, result.body, result.content_type, result.headers, keep_alive
+            )
+            queued, self.waiting = self.waiting or [], None
+            while queued and self.waiting is None and not self.closing:
+                self._answer(*queued.pop(0))
+            if self.waiting is not None:
+                self.waiting[:0] = queued
+            elif self.transport is not None and not self.closing:
+                self.transport.resume_reading()
+
+        deferred.hub.when_loaded(deferred.channel, done)
 
     # -- WebSocket -----------------------------------------------------------------------
 

@@ -11,17 +11,20 @@ import secrets
 import signal
 import socket
 import ssl
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
 from overtone.apps import AppRegistry
+from overtone.channels.history import StreamSnapshot
 from overtone.cluster.broker import Broker, BrokerFactory
 from overtone.cluster.coordinator import Coordinator
 from overtone.cluster.redis_broker import RedisBroker
 from overtone.config import Scaling, Settings
 from overtone.http.api import Api
+from overtone.hub import Hub
 from overtone.node import Node
 from overtone.protocol import errors
 from overtone.transport.connection import Connection
@@ -113,6 +116,11 @@ def connection_capacity(configured: int | None) -> int:
     return min(configured, by_files) if configured is not None else by_files
 
 
+STREAM_READ_TIMEOUT = 5.0
+"""Seconds a subscription waits for its stream from the store before it is answered
+without a position."""
+
+
 class Server:
     """A running overtone listener; :meth:`start`, then :meth:`shutdown`."""
 
@@ -129,6 +137,7 @@ class Server:
         self.broker: Broker | None = None
         self.webhooks: WebhookSender | None = None
         self.stop_requested = asyncio.Event()
+        self._loads: set[asyncio.Task[None]] = set()
         self._port = 0
 
     @property
@@ -200,9 +209,9 @@ class Server:
             nonlocal flush_scheduled
             flush_scheduled = False
             assert self.coordinator is not None and self.broker is not None
-            envelope = self.coordinator.flush()
-            if envelope is not None:
-                self.broker.publish(envelope)
+            outgoing = self.coordinator.flush()
+            if outgoing is not None:
+                self.broker.publish(outgoing.envelope, outgoing.appends, outgoing.resets)
 
         def wake() -> None:
             nonlocal flush_scheduled
@@ -231,8 +240,40 @@ class Server:
                 on_connected,
                 display_url=scaling.redacted_url(),
             )
-        await self.broker.start()
-        await self._await_cluster_state(coordinator, self.broker)
+        broker = self.broker
+        for hub in coordinator.hubs.values():
+            hub.sequenced = lambda: broker.connected
+            hub.load_stream = partial(self._load_stream, hub)
+        await broker.start()
+        await self._await_cluster_state(coordinator, broker)
+
+    def _load_stream(self, hub: Hub, channel: str) -> None:
+        """Read a history stream from the broker's store for subscriptions waiting on it."""
+        assert self.broker is not None
+        broker = self.broker
+        loop = asyncio.get_running_loop()
+
+        async def load() -> None:
+            snapshot = None
+            try:
+                snapshot = await asyncio.wait_for(
+                    broker.stream(hub.app.id, channel, hub.app.history.ttl), STREAM_READ_TIMEOUT
+                )
+            except TimeoutError:
+                log.warning("reading the history of %s timed out", channel)
+            finally:
+                if snapshot is not None:  # stored_at: wall-clock seconds -> loop time
+                    shift = loop.time() - time.time()
+                    snapshot = StreamSnapshot(
+                        snapshot.epoch,
+                        snapshot.offset,
+                        [(o, at + shift, payload) for o, at, payload in snapshot.entries],
+                    )
+                hub.stream_loaded(channel, snapshot, loop.time())
+
+        task = loop.create_task(load())
+        self._loads.add(task)
+        task.add_done_callback(self._loads.discard)
 
     async def _await_cluster_state(self, coordinator: Coordinator, broker: Broker) -> None:
         """Before listening, wait (bounded) to hear every other node's state, so the first
@@ -275,9 +316,9 @@ class Server:
         self.node.close_all(errors.SERVER_SHUTTING_DOWN)
         if self.coordinator is not None and self.broker is not None:
             self.coordinator.leave()
-            envelope = self.coordinator.flush()
-            if envelope is not None:
-                self.broker.publish(envelope)
+            outgoing = self.coordinator.flush()
+            if outgoing is not None:
+                self.broker.publish(outgoing.envelope, outgoing.appends, outgoing.resets)
             await self.broker.close()
         for conn in list(ctx.connections):
             conn.close_http_if_idle()

@@ -1,0 +1,127 @@
+"""History streams in Redis: numbering, storing and reading them with two Lua scripts.
+
+Each stream is two keys beside the broker channel ``C``:
+
+- ``C:h:{app}:{channel}``: a hash ``{e: epoch, o: offset}`` (kept :data:`HEADER_KEEP_MS`
+  after the last use; a stream without it starts again in a new epoch);
+- ``C:l:{app}:{channel}``: a list of ``"{stored_at_ms} {payload with offset}"``, trimmed
+  to the app's ``max_events`` and expiring ``ttl`` after the last event.
+
+The publish script numbers every append of a batch, stores it and publishes
+``{"q": [[epoch, offset], ...], "e": batch}`` in one atomic step, so every node sees
+offsets in the channel's own order. A Redis that lost its data (restart without
+persistence) has no headers: every stream then starts a new epoch, as the contract asks.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from overtone.channels.history import StreamSnapshot
+from overtone.cluster.broker import StreamAppend, StreamRef
+
+HEADER_KEEP_MS = 86_400_000
+"""How long a stream's header outlives its last use (a day)."""
+
+PUBLISH = """
+local channel, body, seed, now, keep = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local appends, resets = tonumber(ARGV[6]), tonumber(ARGV[7])
+local k = 1
+for i = 1, resets do
+  redis.call('DEL', KEYS[k], KEYS[k + 1])
+  k = k + 2
+end
+local q = {}
+local a = 8
+for i = 1, appends do
+  local header, list = KEYS[k], KEYS[k + 1]
+  local payload, max_events, ttl = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
+  k = k + 2
+  a = a + 3
+  local epoch = redis.call('HGET', header, 'e')
+  if not epoch then
+    epoch = seed .. '.' .. i
+    redis.call('HSET', header, 'e', epoch, 'o', 0)
+  end
+  local offset = redis.call('HINCRBY', header, 'o', 1)
+  redis.call('PEXPIRE', header, keep)
+  local stored = string.sub(payload, 1, -2) .. ',"offset":' .. offset .. '}'
+  redis.call('RPUSH', list, now .. ' ' .. stored)
+  redis.call('LTRIM', list, -max_events, -1)
+  redis.call('PEXPIRE', list, ttl)
+  q[i] = '["' .. epoch .. '",' .. offset .. ']'
+end
+redis.call('PUBLISH', channel, '{"q":[' .. table.concat(q, ',') .. '],"e":' .. body .. '}')
+return appends
+"""
+
+READ = """
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {epoch, redis.call('HGET', KEYS[1], 'o'), redis.call('LRANGE', KEYS[2], 0, -1)}
+"""
+
+
+def _keys(channel: str, app_id: str, stream: str) -> list[str]:
+    return [f"{channel}:h:{app_id}:{stream}", f"{channel}:l:{app_id}:{stream}"]
+
+
+class RedisStreams:
+    """The two scripts, registered on one client (redis-py loads them on first use)."""
+
+    def __init__(self, client: aioredis.Redis, channel: str) -> None:
+        self.channel = channel
+        self._publish: AsyncScript = client.register_script(PUBLISH)
+        self._read: AsyncScript = client.register_script(READ)
+
+    async def publish(
+        self,
+        body: bytes,
+        appends: Sequence[StreamAppend],
+        resets: Sequence[StreamRef],
+        now: float,
+    ) -> None:
+        """Forget ``resets``; number, store and publish ``appends`` with ``body``."""
+        keys: list[str] = []
+        args: list[Any] = [
+            self.channel,
+            body,
+            secrets.token_hex(6),
+            int(now * 1000),
+            HEADER_KEEP_MS,
+            len(appends),
+            len(resets),
+        ]
+        for app_id, stream in resets:
+            keys += _keys(self.channel, app_id, stream)
+        for append in appends:
+            keys += _keys(self.channel, append.app_id, append.channel)
+            args += [append.payload, append.max_events, max(int(append.ttl * 1000), 1)]
+        await self._publish(keys=keys, args=args)
+
+    async def read(self, app_id: str, stream: str, ttl: float, now: float) -> StreamSnapshot:
+        """One stream: its header (created if missing) and events younger than ``ttl``."""
+        keys = _keys(self.channel, app_id, stream)
+        epoch, offset, items = await self._read(
+            keys=keys, args=[secrets.token_hex(6) + ".0", HEADER_KEEP_MS]
+        )
+        last = int(offset)
+        entries: list[tuple[int, float, bytes]] = []
+        first = last - len(items) + 1
+        horizon = now - ttl
+        for index, item in enumerate(items):
+            stamp, _, payload = bytes(item).partition(b" ")
+            stored_at = int(stamp) / 1000
+            if entries or stored_at > horizon:  # drop the too-old prefix only
+                entries.append((first + index, stored_at, payload))
+        epoch_text = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+        return StreamSnapshot(epoch_text, last, entries)

@@ -1,0 +1,156 @@
+"""History across nodes (in-process bus as the shared store; tests/cluster/test_redis_history.py
+repeats the essentials on a real Redis): one position for every node, recovery anywhere,
+and a new epoch instead of a silent gap after an outage."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from overtone.cluster.coordinator import Coordinator
+from overtone.http.api import Api, Response
+from support.cluster import HISTORY_APP, Bus, hub_of
+from support.fakes import FakeClient
+from support.signing import signed_target
+
+
+def node(bus: Bus, name: str) -> Coordinator:
+    return bus.add(name, HISTORY_APP)
+
+
+def subscriber(bus: Bus, at: Coordinator, channel: str, **extra: Any) -> FakeClient:
+    client = FakeClient(hub_of(at), now=bus.now).connect()
+    client.take()
+    client.subscribe(channel, **extra)
+    bus.pump()
+    return client
+
+
+def publish(bus: Bus, at: Coordinator, channel: str, *names: str) -> None:
+    for name in names:
+        hub_of(at).publish(name, [channel], name, None, bus.now)
+    bus.pump()
+
+
+def succeeded(client: FakeClient) -> dict[str, Any]:
+    first = client.sent.pop(0)
+    assert first["event"] == "pusher_internal:subscription_succeeded", first
+    return first
+
+
+def events(client: FakeClient) -> list[tuple[str, int]]:
+    return [(m["event"], m["offset"]) for m in client.take()]
+
+
+def test_every_node_gives_the_same_offsets_and_position() -> None:
+    bus = Bus()
+    a, b = node(bus, "a"), node(bus, "b")
+    x, y = subscriber(bus, a, "news"), subscriber(bus, b, "news")
+    assert succeeded(x)["position"] == succeeded(y)["position"]
+    publish(bus, a, "news", "one")
+    publish(bus, b, "news", "two")
+    assert events(x) == events(y) == [("one", 1), ("two", 2)]
+    late = subscriber(bus, a, "news")
+    position = succeeded(late)["position"]
+    assert position["offset"] == 2
+    assert succeeded(subscriber(bus, b, "news"))["position"] == position
+
+
+def test_a_client_recovers_on_another_node() -> None:
+    bus = Bus()
+    a, b = node(bus, "a"), node(bus, "b")
+    x = subscriber(bus, a, "news")
+    epoch = succeeded(x)["position"]["epoch"]
+    publish(bus, b, "news", "one")
+    assert events(x) == [("one", 1)]
+    x.disconnect()
+    publish(bus, a, "news", "two", "three")
+    back = subscriber(bus, b, "news", recover={"epoch": epoch, "offset": 1})
+    answer = succeeded(back)
+    assert answer["recovered"] is True
+    assert answer["position"] == {"epoch": epoch, "offset": 3}
+    assert events(back) == [("two", 2), ("three", 3)]
+    publish(bus, a, "news", "four")
+    assert events(back) == [("four", 4)]
+
+
+def test_a_node_that_joins_later_reads_the_stream_from_the_store() -> None:
+    bus = Bus()
+    a = node(bus, "a")
+    x = subscriber(bus, a, "news")
+    epoch = succeeded(x)["position"]["epoch"]
+    publish(bus, a, "news", "one", "two")
+    x.take()
+    c = node(bus, "c")  # never saw these events
+    back = subscriber(bus, c, "news", recover={"epoch": epoch, "offset": 0})
+    assert succeeded(back)["recovered"] is True
+    assert events(back) == [("one", 1), ("two", 2)]
+    fresh = subscriber(bus, c, "other")
+    assert succeeded(fresh)["position"]["offset"] == 0
+
+
+def test_an_outage_changes_the_epoch_instead_of_leaving_a_gap() -> None:
+    bus = Bus()
+    a, b = node(bus, "a"), node(bus, "b")
+    x, y = subscriber(bus, a, "news"), subscriber(bus, b, "news")
+    epoch = succeeded(x)["position"]["epoch"]
+    succeeded(y)
+    publish(bus, a, "news", "one")
+    assert events(y) == [("one", 1)]
+    bus.up = False
+    hub_of(a).publish("local", ["news"], "only here", None, bus.now)
+    assert [m["event"] for m in x.take()] == ["one", "local"]  # delivered, without offset
+    assert y.take() == []  # the other node never sees it
+    bus.up = True
+    a.connected(bus.now)
+    b.connected(bus.now)
+    bus.pump()
+    y.disconnect()
+    again = subscriber(bus, b, "news", recover={"epoch": epoch, "offset": 1})
+    answer = succeeded(again)
+    assert answer["recovered"] is False
+    assert answer["position"]["epoch"] != epoch
+    assert again.take() == []
+
+
+def test_positions_over_http_wait_for_the_store() -> None:
+    bus = Bus()
+    a, b = node(bus, "a"), node(bus, "b")
+    publish(bus, a, "news", "one", "two")
+    api = Api(b.node)
+    target = signed_target(
+        "GET", "/apps/1/channels/news", params={"info": "position"}, key="key", secret="secret"
+    )
+    hub = hub_of(b)
+    hub.history.clear()  # type: ignore[union-attr]  # b follows nothing
+    answer = api.handle("GET", target, b"", bus.now, time.time())
+    assert answer.deferred is not None
+    ready: list[Response] = []
+    answer.deferred.hub.when_loaded(
+        answer.deferred.channel,
+        lambda: ready.append(answer.deferred.answer()),  # type: ignore[union-attr]
+    )
+    [final] = ready
+    assert final.status == 200
+    assert json.loads(final.body)["position"]["offset"] == 2
+    followed = api.handle("GET", target, b"", bus.now, time.time())
+    assert followed.deferred is None and json.loads(followed.body)["position"]["offset"] == 2
+
+
+def test_history_api_answers_503_when_the_store_is_unreachable() -> None:
+    bus = Bus()
+    a = node(bus, "a")
+    api = Api(a.node)
+    bus.up = False
+    target = signed_target(
+        "GET", "/apps/1/channels/news/history", params={"since": "0"}, key="key", secret="secret"
+    )
+    answer = api.handle("GET", target, b"", bus.now, time.time())
+    assert answer.deferred is not None
+    ready: list[Response] = []
+    answer.deferred.hub.when_loaded(
+        answer.deferred.channel,
+        lambda: ready.append(answer.deferred.answer()),  # type: ignore[union-attr]
+    )
+    assert ready[0].status == 503
