@@ -7,6 +7,13 @@ Run it next to ``overtone start`` (see the README)::
 Fail soft: with overtone stopped or ``REVERB_APP_KEY`` unset, every page renders and says
 realtime is off, and every action still succeeds; its JSON answer reports
 ``"broadcast": false`` and the broadcaster logs one warning a minute.
+
+No missed update (overtone's lossless reconnect): a page reads its channels' stream positions
+*before* the state it renders, and hands them to the recovery add-on, which the page loads
+from overtone. After a network cut or a server restart the page receives what it missed; when
+that is gone, the add-on says so (``overtone:resync``) and the page reloads that state from
+the JSON routes below. Chat lines and status changes are keyed (message id, version), so
+none is ever shown twice.
 """
 
 from __future__ import annotations
@@ -23,7 +30,14 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
-from overtone.broadcast import Broadcaster, echo_script, frontend_config, socket_id_from_headers
+from overtone.broadcast import (
+    Broadcaster,
+    FrontendConfig,
+    echo_script,
+    frontend_config,
+    recovery_script_tag,
+    socket_id_from_headers,
+)
 from overtone.broadcast.starlette import install
 
 from .realtime import (
@@ -102,34 +116,69 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(401, "sign in first")
         return user
 
-    def page(request: Request, template: str, user: User | None, **context: Any) -> Response:
-        realtime = frontend_config(
-            settings.environ, env_file=settings.env_file, request_host=request.headers.get("host")
+    def realtime_for(
+        request: Request, start: dict[str, Any] | None = None
+    ) -> FrontendConfig | None:
+        return frontend_config(
+            settings.environ,
+            env_file=settings.env_file,
+            request_host=request.headers.get("host"),
+            positions=start or {},
         )
+
+    def positions(request: Request, channels: list[str]) -> dict[str, Any] | None:
+        """Where the page's channels stand; read *before* the state the page shows.
+
+        ``None`` values (overtone down, history off) just mean the page starts without.
+        """
+        if realtime_for(request) is None:
+            return None
+        return {channel: broadcaster.position(channel) for channel in channels}
+
+    def page(
+        request: Request,
+        template: str,
+        user: User | None,
+        start: dict[str, Any] | None = None,
+        **context: Any,
+    ) -> Response:
+        realtime = realtime_for(request, start)
         data = {
             "user": None if user is None else user.public(),
             "statuses": STATUSES,
             "configured": realtime is not None,
             **context.pop("data", {}),
         }
-        values = {"user": user, "realtime": realtime, "echo": echo_script(realtime), "data": data}
+        values = {
+            "user": user,
+            "realtime": realtime,
+            "recovery": recovery_script_tag(realtime),
+            "echo": echo_script(realtime),
+            "data": data,
+        }
         return templates.TemplateResponse(request, template, {**values, **context})
 
     def notes(user: User) -> list[dict[str, Any]]:
         return [note.to_json() for note in store.notifications(user.id)]
+
+    def changes_of(appointments: list[Appointment]) -> dict[str, list[dict[str, Any]]]:
+        return {a.id: [c.to_json() for c in store.changes(a.id)] for a in appointments}
 
     @app.get("/")
     def home(request: Request) -> Response:
         user = current_user(request)
         if user is None:
             return RedirectResponse("/login", 303)
-        appointments = store.appointments_for(user)
-        patients = sorted({a.patient_id for a in appointments})
+        patients = sorted({a.patient_id for a in store.appointments_for(user)})
+        start = positions(request, [patient_channel(p) for p in patients])
+        appointments = store.appointments_for(user)  # the state, read after the positions
         return page(
             request,
             "home.html",
             user,
+            start,
             appointments=appointments,
+            changes=changes_of(appointments),
             notifications=notes(user),
             data={"patients": patients},
         )
@@ -163,19 +212,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(404, "no such consultation room")
         if not appointment.involves(user):
             raise HTTPException(403, "this consultation is not yours")
+        start = positions(request, [patient_channel(appointment.patient_id), room_channel(room_id)])
+        appointment = store.appointment(appointment.id) or appointment  # read after positions
+        messages = store.messages(room_id)
         return page(
             request,
             "consultation.html",
             user,
+            start,
             appointment=appointment,
             appointments=[appointment],
-            messages=store.messages(room_id),
+            changes=changes_of([appointment]),
+            messages=messages,
             notifications=notes(user),
-            data={
-                "patients": [appointment.patient_id],
-                "room": room_id,
-                "messages": [m.to_json() for m in store.messages(room_id)],
-            },
+            data={"patients": [appointment.patient_id], "room": room_id},
         )
 
     def own_appointment(user: User, appointment_id: str) -> Appointment:
@@ -194,14 +244,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(403, "only the doctor changes an appointment")
         if change.status not in STATUSES:
             raise HTTPException(422, f"status must be one of {', '.join(STATUSES)}")
-        changed = store.set_status(appointment.id, change.status)
+        changed, made = store.set_status(appointment.id, change.status)
+        update = {"appointment": changed.to_json(), "change": made.to_json()}
         sent = broadcaster.trigger(
             patient_channel(changed.patient_id),
             APPOINTMENT_STATUS,
-            {"appointment": changed.to_json()},
+            update,
             socket_id=socket_id_from_headers(request.headers),  # toOthers()
         )
-        return {"ok": True, "appointment": changed.to_json(), "broadcast": sent is not None}
+        return {"ok": True, **update, "broadcast": sent is not None}
+
+    @app.get("/patients/{patient_id}/appointments")
+    def patient_appointments(request: Request, patient_id: str) -> Any:
+        """What a page reloads when its patient channel must resync."""
+        user = signed_in(request)
+        if not (user.is_doctor or user.id == patient_id):
+            raise HTTPException(403, "these appointments are not yours")
+        mine = [a for a in store.appointments_for(user) if a.patient_id == patient_id]
+        changes = changes_of(mine)
+        return {"appointments": [{**a.to_json(), "changes": changes[a.id]} for a in mine]}
+
+    @app.get("/consultation/{room_id}/messages")
+    def room_messages(request: Request, room_id: str) -> Any:
+        """What a page reloads when its room channel must resync."""
+        user = signed_in(request)
+        appointment = store.room(room_id)
+        if appointment is None or not appointment.involves(user):
+            raise HTTPException(403, "this consultation is not yours")
+        return {"messages": [m.to_json() for m in store.messages(room_id)]}
 
     @app.post("/consultation/{room_id}/messages")
     def send_message(request: Request, room_id: str, chat: ChatIn) -> Any:

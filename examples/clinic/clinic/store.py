@@ -1,4 +1,4 @@
-"""In-memory state: appointments, consultation rooms, chat history and notifications.
+"""In-memory state: appointments and their changes, rooms, chat history and notifications.
 
 No database: everything lives in one :class:`Store` per process and is lost on restart.
 Endpoints run in FastAPI's thread pool (they call the synchronous ``Broadcaster``), so
@@ -39,6 +39,8 @@ class Appointment:
     reason: str
     room_id: str
     status: str = "scheduled"
+    version: int = 0
+    """How many times the status changed: a page never goes back to a lower version."""
 
     @property
     def status_label(self) -> str:
@@ -52,6 +54,20 @@ class Appointment:
     def involves(self, user: User) -> bool:
         """Whether ``user`` is this appointment's doctor or patient."""
         return user.id in (self.patient_id, self.doctor_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One status change of an appointment, numbered by the version it made."""
+
+    appointment_id: str
+    version: int
+    status: str
+    at: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        """The change as pages and broadcasts carry it."""
+        return {**asdict(self), "status_label": STATUSES[self.status]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +117,7 @@ class Store:
                 room_id="r1",
             ),
         }
+        self._changes: dict[str, deque[Change]] = {}
         self._messages: dict[str, deque[Message]] = {}
         self._notifications: dict[str, deque[Notification]] = {}
 
@@ -119,14 +136,22 @@ class Store:
         with self._lock:
             return next((a for a in self._appointments.values() if a.room_id == room_id), None)
 
-    def set_status(self, appointment_id: str, status: str) -> Appointment:
+    def set_status(self, appointment_id: str, status: str) -> tuple[Appointment, Change]:
         """Change a status (``KeyError`` for an unknown appointment or status)."""
         if status not in STATUSES:
             raise KeyError(status)
         with self._lock:
-            changed = replace(self._appointments[appointment_id], status=status)
+            current = self._appointments[appointment_id]
+            changed = replace(current, status=status, version=current.version + 1)
             self._appointments[appointment_id] = changed
-            return changed
+            change = Change(appointment_id, changed.version, status)
+            self._changes.setdefault(appointment_id, deque(maxlen=HISTORY)).append(change)
+            return changed, change
+
+    def changes(self, appointment_id: str) -> list[Change]:
+        """An appointment's recent status changes, oldest first."""
+        with self._lock:
+            return list(self._changes.get(appointment_id, ()))
 
     def add_message(self, room_id: str, user: User, text: str) -> Message:
         """Append a chat message to a room's history."""

@@ -1,6 +1,13 @@
 // The clinic's pages: laravel-echo (window.Echo, built by overtone.broadcast.echo_script)
 // for live updates, plain fetch() for actions. Every action works without realtime: the
 // page then says "Realtime is off" and shows what the server answered.
+//
+// Nothing missed, nothing twice: echo_script installed overtone's recovery add-on (when
+// it loaded) with the positions the page was rendered at, so after a network cut or a
+// server restart the missed events arrive through the usual listeners. When they are gone,
+// `overtone:resync` (on window, detail.channel) says so and the page reloads that channel's
+// state. Chat lines (by message id) and status changes (by version) are keyed: an event
+// that arrives twice, or that a reload already brought, is shown once.
 (() => {
   'use strict';
 
@@ -73,11 +80,53 @@
 
   const liveNote = (answer) => (answer.broadcast ? '' : ' (not sent live: realtime is off)');
 
+  async function getJson(url) {
+    const response = await fetch(url, { headers: { Accept: 'application/json' }, credentials: 'same-origin' });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    return response.json();
+  }
+
+  // What to reload when a channel's missed events are gone: channel name -> async function.
+  const reloaders = new Map();
+  async function resync(channel, attempt = 1) {
+    const reload = reloaders.get(channel);
+    if (!reload) return;
+    try {
+      await reload();
+    } catch (error) {
+      if (attempt < 5) setTimeout(() => resync(channel, attempt + 1), 1000 * attempt);
+      else console.warn(`could not reload ${channel}: ${error.message}`);
+    }
+  }
+  window.addEventListener('overtone:resync', (event) => resync(event.detail.channel));
+
+  /** Insert `item` into `list` keeping the children ordered by `key(child)`. */
+  function insertOrdered(list, item, key) {
+    const next = [...list.children].find((child) => key(child) > key(item));
+    list.insertBefore(item, next || null);
+  }
+
   // -- appointments ---------------------------------------------------------------------------
 
-  function showAppointment(appointment) {
+  const versionOf = (item) => Number(item.dataset.version);
+
+  function addChange(card, change, source) {
+    const list = $('.changes', card);
+    if (!list || list.querySelector(`li[data-version="${change.version}"]`)) return;
+    const item = document.createElement('li');
+    item.dataset.version = String(change.version);
+    item.dataset.source = source;
+    item.textContent = change.status_label;
+    insertOrdered(list, item, versionOf);
+  }
+
+  /** Show an appointment (and its `changes`) unless the page already shows a later version. */
+  function showAppointment(appointment, changes, source) {
     for (const card of document.querySelectorAll(`[data-appointment="${appointment.id}"]`)) {
+      for (const change of changes) addChange(card, change, source);
       const status = $('.status', card);
+      if (versionOf(status) >= appointment.version) continue; // shown already, or older
+      status.dataset.version = String(appointment.version);
       status.dataset.status = appointment.status;
       status.textContent = appointment.status_label;
       card.classList.remove('flash');
@@ -94,7 +143,7 @@
       try {
         const url = `/appointments/${card.dataset.appointment}/status`;
         const answer = await post(url, { status: button.dataset.setStatus });
-        showAppointment(answer.appointment);
+        showAppointment(answer.appointment, [answer.change], 'sent');
         report(result, true, `Saved: ${answer.appointment.status_label}${liveNote(answer)}`);
       } catch (error) {
         report(result, false, `Not saved: ${error.message}`);
@@ -124,7 +173,13 @@
   if (pusher && data.user) {
     for (const patientId of data.patients || []) {
       echo.private(`patient.${patientId}`).listen('.appointment.status', (event) => {
-        showAppointment(event.appointment);
+        showAppointment(event.appointment, [event.change], 'live');
+      });
+      reloaders.set(`private-patient.${patientId}`, async () => {
+        const answer = await getJson(`/patients/${encodeURIComponent(patientId)}/appointments`);
+        for (const appointment of answer.appointments) {
+          showAppointment(appointment, appointment.changes, 'reload');
+        }
       });
     }
     const ownChannel = `#server-to-user-${data.user.id}`;
@@ -186,15 +241,20 @@
       renderTyping();
     };
     const addMessage = (message, source) => {
+      if (chatLog.querySelector(`li[data-message-id="${message.id}"]`)) return; // shown already
       const item = document.createElement('li');
       item.dataset.messageId = String(message.id);
       item.dataset.source = source;
       const name = document.createElement('strong');
       name.textContent = message.name;
       item.append(name, ` ${message.text}`);
-      chatLog.append(item);
+      insertOrdered(chatLog, item, (li) => Number(li.dataset.messageId));
       item.scrollIntoView({ block: 'nearest' });
     };
+    reloaders.set(`presence-consultation.${data.room}`, async () => {
+      const answer = await getJson(`/consultation/${encodeURIComponent(data.room)}/messages`);
+      for (const message of answer.messages) addMessage(message, 'reload');
+    });
 
     let room = null;
     if (pusher) {
