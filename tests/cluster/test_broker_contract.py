@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 import pytest_asyncio
 
-from overtone.cluster.broker import Broker
+from overtone.cluster.broker import Broker, StreamAppend
 from overtone.cluster.memory_broker import MemoryBroker, MemoryBus
 from overtone.cluster.redis_broker import RedisBroker
 from support.redis_server import RedisServer
@@ -121,3 +121,53 @@ async def test_outage_drops_then_reconnects_and_says_so(
     a.broker.publish(AFTER)
     await eventually(lambda: AFTER in b.received)
     assert LOST not in b.received
+
+
+def stream_append(channel: str, name: str, max_events: int = 3) -> StreamAppend:
+    payload = json.dumps({"event": name, "channel": channel, "data": name}).encode()
+    return StreamAppend("app", channel, payload, max_events, 60.0)
+
+
+async def test_appends_are_numbered_stored_and_delivered_with_their_positions(
+    make_broker: tuple[Factory, RedisServer | None],
+) -> None:
+    factory, _ = make_broker
+    a, b = await started(factory), await started(factory)
+    assert a.broker is not None and b.broker is not None
+    raw: list[bytes] = []
+    b.broker.on_message = raw.append  # type: ignore[attr-defined]
+    empty = await a.broker.stream("app", "fresh", 60.0)
+    assert empty is not None and empty.offset == 0 and empty.entries == []
+    for i in range(5):
+        envelope = json.dumps({"n": "a", "m": i}).encode()
+        a.broker.publish(envelope, [stream_append("news", f"e{i}"), stream_append("other", "x")])
+    positions: list[list[object]] = []
+    envelopes: list[object] = []
+
+    def unpack() -> bool:
+        while raw:
+            delivered = json.loads(raw.pop(0))  # several publishes may come as one
+            positions.extend(delivered["q"])
+            inner = delivered["e"]
+            envelopes.extend(inner if isinstance(inner, list) else [inner])
+        return len(envelopes) == 5
+
+    await eventually(unpack)
+    news_epoch = positions[0][0]
+    assert positions[0::2] == [[news_epoch, i] for i in range(1, 6)]
+    assert [p[1] for p in positions[1::2]] == [1, 2, 3, 4, 5]
+    assert envelopes == [{"n": "a", "m": i} for i in range(5)]
+    snapshot = await b.broker.stream("app", "news", 60.0)
+    assert snapshot is not None
+    assert (snapshot.epoch, snapshot.offset) == (news_epoch, 5)
+    assert [offset for offset, _, _ in snapshot.entries] == [3, 4, 5]  # max_events = 3
+    assert [json.loads(p) for _, _, p in snapshot.entries][-1] == {
+        "event": "e4",
+        "channel": "news",
+        "data": "e4",
+        "offset": 5,
+    }
+    a.broker.publish(b'{"n":"a","m":"reset"}', [], [("app", "news")])
+    await eventually(lambda: len(raw) == 1)
+    again = await b.broker.stream("app", "news", 60.0)
+    assert again is not None and again.epoch != news_epoch and again.offset == 0

@@ -24,11 +24,12 @@ class MemorySequencer:
         self._epochs = itertools.count(1)
 
     def _history(self, app_id: str, max_events: int, ttl: float) -> History:
+        limits = HistoryLimits(max_events=max_events, ttl=ttl)
         history = self._apps.get(app_id)
         if history is None:
-            limits = HistoryLimits(max_events=max_events, ttl=ttl)
             history = History(limits, self._budget, lambda: f"m{next(self._epochs)}")
             self._apps[app_id] = history
+        history.limits = limits  # the bounds of the latest append apply, as in Redis
         return history
 
     def sequence(
@@ -49,7 +50,7 @@ class MemorySequencer:
 
     def stream(self, app_id: str, channel: str, ttl: float, now: float) -> StreamSnapshot:
         """The stream as held now (a header is created for an unknown stream)."""
-        history = self._history(app_id, 100, ttl)
+        history = self._apps.get(app_id) or self._history(app_id, 100, ttl)
         position = history.position(channel, now)
         stream = history.streams[channel]
         entries = [e for e in stream.entries if e[1] > now - ttl]
