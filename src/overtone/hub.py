@@ -200,6 +200,11 @@ class Hub(HubState):
             session,
             messages.subscription_succeeded(name, payload.decode(), position, recovered),
         )
+        if recovered is not None:
+            if recovered:
+                self.stats.recovered += 1
+            else:
+                self.stats.resynced += 1
         for event in missed or ():
             self._send(session, event)
         if recovered:

@@ -20,6 +20,8 @@ class AppStats:
         "errors",
         "messages_in",
         "messages_out",
+        "recovered",
+        "resynced",
     )
 
     def __init__(self) -> None:
@@ -30,6 +32,10 @@ class AppStats:
         self.connections_opened = 0
         self.connections_closed = 0
         self.errors: Counter[int] = Counter()
+        self.recovered = 0
+        """Subscriptions that asked to recover and got every missed event."""
+        self.resynced = 0
+        """Subscriptions that asked to recover and were told ``recovered: false``."""
 
     def sent(self, frame: bytes, count: int = 1) -> None:
         """``count`` copies of ``frame`` were written."""

@@ -72,3 +72,26 @@ async def test_ready_follows_the_broker_and_draining() -> None:
     finally:
         await server.shutdown()
     assert readiness(server)[0] == 503  # draining
+
+
+async def test_metrics_count_history_and_recoveries(live: Server) -> None:
+    client = await RawClient.connect(live.port)
+    await client.established()
+    client.send_json({"event": "pusher:subscribe", "data": {"channel": "h"}})
+    position = (await client.recv_json())["position"]
+    hub = next(live.node.hubs())
+    hub.publish("e", ["h"], "x", None, asyncio.get_running_loop().time())
+    await client.recv_json()
+    client.send_json(
+        {"event": "pusher:subscribe", "data": {"channel": "h2", "recover": position}}
+    )  # another channel's position: cannot be recovered
+    assert (await client.recv_json())["recovered"] is False
+    client.send_json({"event": "pusher:subscribe", "data": {"channel": "h", "recover": position}})
+    assert (await client.recv_json())["recovered"] is True
+    client.close()
+    text = (await get(live.port, "/metrics"))[1]
+    assert 'overtone_history_streams{app="123456"} 2.0' in text
+    assert 'overtone_history_events{app="123456"} 1.0' in text
+    assert 'overtone_recoveries_total{app="123456"} 1.0' in text
+    assert 'overtone_resyncs_total{app="123456"} 1.0' in text
+    assert "overtone_history_bytes_max 6.7108864e+07" in text

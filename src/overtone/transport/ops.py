@@ -28,6 +28,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from overtone.hub import Hub
     from overtone.transport.server import Server
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0)
@@ -129,6 +130,7 @@ class OvertoneCollector(Collector):
             yield from _per_app(
                 CounterMetricFamily, name, doc, ((h.app.id, getattr(h.stats, attr)) for h in hubs)
             )
+        yield from _history(hubs, server)
         errors = CounterMetricFamily(
             "overtone_errors", "Pusher errors sent, by code", labels=["app", "code"]
         )
@@ -158,6 +160,42 @@ class OvertoneCollector(Collector):
         )
         dropped.add_metric([], broker.dropped if broker is not None else 0)
         yield dropped
+
+
+def _history(hubs: list[Hub], server: Server) -> Iterator[Metric]:
+    kept = [h for h in hubs if h.history is not None]
+    yield from _per_app(
+        GaugeMetricFamily,
+        "overtone_history_streams",
+        "Channel streams this node follows",
+        ((h.app.id, len(h.history)) for h in kept if h.history is not None),
+    )
+    yield from _per_app(
+        GaugeMetricFamily,
+        "overtone_history_events",
+        "Events held in channel histories on this node",
+        ((h.app.id, sum(len(s.entries) for s in h.history)) for h in kept if h.history is not None),
+    )
+    yield from _per_app(
+        CounterMetricFamily,
+        "overtone_recoveries",
+        "Subscriptions that recovered every missed event",
+        ((h.app.id, h.stats.recovered) for h in hubs),
+    )
+    yield from _per_app(
+        CounterMetricFamily,
+        "overtone_resyncs",
+        "Subscriptions that asked to recover and were told to reload (recovered: false)",
+        ((h.app.id, h.stats.resynced) for h in hubs),
+    )
+    budget = GaugeMetricFamily(
+        "overtone_history_bytes", "Bytes of history held on this node (all apps)"
+    )
+    budget.add_metric([], server.node.history_budget.used)
+    yield budget
+    cap = GaugeMetricFamily("overtone_history_bytes_max", "Node-wide cap on history bytes")
+    cap.add_metric([], server.node.history_budget.max_bytes)
+    yield cap
 
 
 def _per_app(
