@@ -9,138 +9,29 @@
 //
 // Reads CLINIC_URL (the app), CLINIC_OFF_URL (the app without REVERB_APP_KEY),
 // CLINIC_WORK_DIR (screenshots and browser profiles), plus lib.mjs's OVERTONE_* variables.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
+import { check, env, scenario, sleep, stage } from '../e2e/scenarios/lib.mjs';
 
-import { E2E_DIR, check, env, ms, onExit, scenario, sleep, stage } from '../e2e/scenarios/lib.mjs';
-
-const require = createRequire(path.join(E2E_DIR, 'package.json'));
-const { chromium } = require('playwright-core');
+import {
+  ROOM,
+  WORK,
+  action,
+  badge,
+  browser,
+  chat,
+  chatLines,
+  has,
+  memberIds,
+  members,
+  realtime,
+  setStatus,
+  shot,
+  textOf,
+  until,
+  watch,
+} from './clinic_lib.mjs';
 
 const APP = process.env.CLINIC_URL;
 const OFF_APP = process.env.CLINIC_OFF_URL;
-const WORK = process.env.CLINIC_WORK_DIR;
-const ROOM = '/consultation/r1';
-const WAIT = 10000;
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-/** Record a page's uncaught errors, console errors and WebSocket URLs into a new log. */
-function watch(page) {
-  const log = { errors: [], console: [], sockets: [] };
-  page.on('pageerror', (error) => log.errors.push(error.message));
-  page.on('console', (message) => {
-    if (message.type() === 'error') log.console.push(message.text());
-  });
-  page.on('websocket', (socket) => log.sockets.push(socket.url()));
-  page.setDefaultTimeout(ms(WAIT));
-  return log;
-}
-
-/** One person's browser: a persistent context on a new, empty user-data dir. */
-async function browser(label) {
-  const userDataDir = mkdtempSync(path.join(WORK, `chromium-${label}-`));
-  onExit(() => rmSync(userDataDir, { recursive: true, force: true }));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.OVERTONE_CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: FLAGS,
-    timeout: ms(15000),
-    viewport: { width: 1100, height: 760 },
-  });
-  onExit(() => context.close());
-  const page = context.pages()[0] ?? (await context.newPage());
-  return { label, context, page, log: watch(page) };
-}
-
-/** Wait for `predicate(arg)` in the page; on timeout say what and show `probe()`'s value. */
-async function until(person, what, predicate, arg, probe) {
-  try {
-    await person.page.waitForFunction(predicate, arg, { timeout: ms(WAIT) });
-  } catch (error) {
-    const seen = probe ? JSON.stringify(await probe()) : '';
-    throw new Error(`${person.label}: ${what}: ${error.message.split('\n')[0]} ${seen}`);
-  }
-}
-
-const badge = (person) =>
-  person.page.$eval('#realtime', (el) => ({ state: el.dataset.state, text: el.textContent }));
-
-const realtime = (person, states) =>
-  until(
-    person,
-    `realtime ${states}`,
-    (wanted) => wanted.includes(document.getElementById('realtime').dataset.state),
-    states,
-    () => badge(person),
-  );
-
-const memberIds = (person) =>
-  person.page.$$eval('#members li[data-user-id]', (items) => items.map((i) => i.dataset.userId));
-
-const members = (person, ids) =>
-  until(
-    person,
-    `members ${ids}`,
-    (wanted) =>
-      [...document.querySelectorAll('#members li[data-user-id]')]
-        .map((item) => item.dataset.userId)
-        .join(',') === wanted,
-    ids.join(','),
-    () => memberIds(person),
-  );
-
-const textOf = (person, selector) => person.page.$eval(selector, (el) => el.textContent.trim());
-
-const has = (person, selector, text) =>
-  until(
-    person,
-    `${selector} containing ${JSON.stringify(text)}`,
-    ([sel, wanted]) =>
-      [...document.querySelectorAll(sel)].some((el) => el.textContent.includes(wanted)),
-    [selector, text],
-    () => person.page.$$eval(selector, (els) => els.map((el) => el.textContent.trim())),
-  );
-
-/** The chat lines containing `text`: their sources (sent, live, history). */
-const chatLines = (person, text) =>
-  person.page.$$eval(
-    '#chat-log li',
-    (items, wanted) => items.filter((i) => i.textContent.includes(wanted)).map((i) => i.dataset.source),
-    text,
-  );
-
-/** Click and return the JSON answer and request headers of the POST it causes. */
-async function action(person, urlEnd, act) {
-  const [response] = await Promise.all([
-    person.page.waitForResponse((r) => r.url().endsWith(urlEnd) && r.request().method() === 'POST'),
-    act(),
-  ]);
-  return {
-    status: response.status(),
-    body: await response.json(),
-    socket_header: response.request().headers()['x-socket-id'] ?? null,
-  };
-}
-
-const setStatus = (person, status) =>
-  action(person, '/appointments/a1/status', () => person.page.click(`[data-set-status="${status}"]`));
-
-async function chat(person, text) {
-  await person.page.fill('#chat-text', text);
-  return action(person, '/messages', () => person.page.click('#chat-form button[type="submit"]'));
-}
-
-const shot = (person, name) => person.page.screenshot({ path: path.join(WORK, `${name}.png`), fullPage: true });
 
 async function live(doctor, patient) {
   await doctor.page.goto(`${APP}/login?as=doctor&next=${ROOM}`);

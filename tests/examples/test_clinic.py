@@ -4,6 +4,11 @@ Two uvicorn processes run the FastAPI app: one configured for the ``server`` fix
 without ``REVERB_APP_KEY``. ``clinic_consultation.mjs`` drives a doctor and a patient through
 presence, typing, chat, a live status change and a notification; at its stage ``live-done``
 overtone is stopped and the pages must still work (fail-soft).
+
+``clinic_recovery.mjs``: the doctor changes the appointment and chats while the patient's
+network is cut (a proxy on 127.0.0.2 resets and refuses the patient's connections for 5 s)
+and while overtone restarts (one server: drained and started again; ``--workers 2`` on
+Redis: rolling); the patient's page must end up with every change and line exactly once.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +32,9 @@ from typing import Any
 import pytest
 
 from e2e.e2e_helpers import CHROMIUM, NODE_MODULES, Scenario
-from support.servers import ServerProcess, free_port, scaled
+from support.netcut import NetworkCut
+from support.redis_server import start_redis
+from support.servers import ServerProcess, free_port, scaled, start_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("requirements")]
 
@@ -247,3 +257,159 @@ def check_not_configured(disabled: dict[str, Any]) -> None:
         assert answer["body"]["ok"] is True and answer["body"]["broadcast"] is False
     assert disabled["status_result"] == "Saved: Confirmed (not sent live: realtime is off)"
     assert disabled["page_errors"] == []
+
+
+RECOVERY_DRIVER = Path(__file__).resolve().parent / "clinic_recovery.mjs"
+PATIENT_HOST = "127.0.0.2"
+"""The patient's browser reaches the app and overtone at this address, through the proxy."""
+
+
+def overtone_restart(server: ServerProcess) -> None:
+    """``overtone restart``: rolling for a workers' supervisor, drain and exit for one server."""
+    done = subprocess.run(
+        [sys.executable, "-m", "overtone", "restart"],
+        env={**os.environ, **server.env},
+        capture_output=True,
+        text=True,
+        timeout=scaled(20),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def start_again(server: ServerProcess, tmp_path: Path) -> ServerProcess:
+    """A new ``overtone start`` on the drained server's port, as systemd's Restart= would."""
+    assert server.process.wait(scaled(20)) == 0, server.log()
+    log_path = tmp_path / f"overtone-{server.port}-again.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "overtone", "start"],
+            cwd=tmp_path,
+            env=server.env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    again = ServerProcess(process, server.port, log_path, server.env)
+    deadline = time.monotonic() + scaled(15)
+    while time.monotonic() < deadline:
+        assert process.poll() is None, again.log()
+        try:
+            with urllib.request.urlopen(f"{again.http_url}/up", timeout=1) as answer:
+                if answer.status == 200:
+                    return again
+        except OSError:
+            time.sleep(0.05)
+    again.stop()
+    raise AssertionError(f"overtone did not start again:\n{again.log()}")
+
+
+def wait_for_log(server: ServerProcess, text: str, count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + scaled(timeout)
+    while server.log().count(text) < count:
+        assert time.monotonic() < deadline, server.log()
+        assert server.process.poll() is None, server.log()
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-server", "workers-2-redis"])
+def test_clinic_patient_misses_nothing_through_a_network_cut_and_a_restart(
+    workers: int, tmp_path: Path
+) -> None:
+    redis = start_redis(tmp_path) if workers > 1 else None
+    env = {"REVERB_SCALING_ENABLED": "true", "REDIS_URL": redis.url} if redis else {}
+    # The cut leaves a dead connection behind, as a real drop does: the drain gives up on it
+    # after this many seconds (10 by default).
+    env["OVERTONE_SHUTDOWN_TIMEOUT"] = "2"
+    args = ("--workers", str(workers)) if workers > 1 else ()
+    servers = [start_server(tmp_path, env, args=args)]
+    stack = ExitStack()
+    try:
+        if workers > 1:
+            wait_for_log(servers[0], "ready (pid", workers)
+        app = start_clinic(
+            tmp_path,
+            "clinic",
+            {
+                "REVERB_APP_ID": servers[0].app_id,
+                "REVERB_APP_KEY": servers[0].key,
+                "REVERB_APP_SECRET": servers[0].secret,
+                "REVERB_SERVER_PORT": str(servers[0].port),  # local: pages use the page's host
+            },
+        )
+        stack.callback(app.stop)
+        app_port = int(app.url.rsplit(":", 1)[1])
+        proxy = stack.enter_context(
+            NetworkCut(PATIENT_HOST, "127.0.0.1", [app_port, servers[0].port])
+        )
+        extra = {
+            "CLINIC_URL": app.url,
+            "CLINIC_PATIENT_URL": f"http://{PATIENT_HOST}:{app_port}",
+            "CLINIC_WORK_DIR": str(tmp_path),
+        }
+        started = time.monotonic()
+        with Scenario(servers[0], str(RECOVERY_DRIVER.with_suffix("")), extra) as run:
+            try:
+                run.wait_stage("cut", timeout=60)
+                proxy.cut()
+                cut_at = time.monotonic()
+                run.resume("cut")
+                run.wait_stage("restore", timeout=60)
+                time.sleep(max(0.0, cut_at + scaled(5) - time.monotonic()))  # a 5 s cut
+                proxy.restore()
+                run.resume("restore")
+                run.wait_stage("restart", timeout=90)
+                overtone_restart(servers[0])
+                with ThreadPoolExecutor(1) as pool:
+                    # One server: started again as soon as it has drained (systemd's Restart=).
+                    again = None if workers > 1 else pool.submit(start_again, servers[0], tmp_path)
+                    run.resume("restart")
+                    run.wait_stage("restarted", timeout=60)
+                    if again is not None:
+                        servers.append(again.result())
+                if workers > 1:
+                    wait_for_log(servers[0], "ready (pid", 2 * workers, timeout=60)
+                run.resume("restarted")
+                result = run.finish(timeout=180)
+            except BaseException:
+                print(f"--- clinic\n{app.log()}")
+                for server in servers:
+                    print(f"--- overtone (port {server.port})\n{server.log()}")
+                raise
+        elapsed = time.monotonic() - started
+    finally:
+        stack.close()
+        for server in servers:
+            server.stop()
+        if redis is not None:
+            redis.stop()
+
+    patient, sent = result["patient"], result["sent"]
+    lines = [(s["id"], f"Dr. Ana Souza {s['text']}") for s in sent if s["kind"] == "chat"]
+    changes = [(s["version"], s["label"]) for s in sent if s["kind"] == "status"]
+    print(
+        f"{workers} worker(s): {elapsed:.1f} s; proxy {proxy.stats()}; "
+        f"{len(result['sockets'])} patient WebSockets; resyncs {patient['resyncs']}; "
+        f"sources {Counter(x['source'] for x in patient['chat'] + patient['changes'])}; "
+        f"not broadcast: {[a['what'] for a in result['answers'] if not a['broadcast']]}"
+    )
+    assert result["installed"] is True  # the page loaded the add-on from overtone
+    # Back from the cut: what it missed was replayed (no reload), once each.
+    after_cut = result["after_cut"]
+    assert after_cut["resyncs"] == [], after_cut
+    assert [x["id"] for x in after_cut["chat"]] == [i for i, _ in lines[: len(after_cut["chat"])]]
+    assert {x["source"] for x in after_cut["chat"] + after_cut["changes"]} == {"live"}
+    assert [(x["id"], x["text"]) for x in patient["chat"]] == lines  # each once, in order
+    assert [(x["version"], x["label"]) for x in patient["changes"]] == changes
+    assert [v for v, _ in changes] == list(range(1, len(changes) + 1))
+    assert (patient["status"], patient["version"]) == ("completed", len(changes))
+    assert result["doctor_chat"] == [i for i, _ in lines]
+    assert result["problems"] == []
+    assert proxy.stats()["reset"] >= 2 and proxy.stats()["refused"] >= 1  # the cut was real
+    room, patients = "presence-consultation.r1", "private-patient.p1"
+    if workers > 1:
+        # One cluster: the history outlives each worker, so every missed event is replayed.
+        assert patient["resyncs"] == [], patient
+        assert all(a["broadcast"] for a in result["answers"]), result["answers"]
+    else:
+        # One server restarted: its history is gone, so the page reloads both channels.
+        assert {room, patients} <= set(patient["resyncs"]), patient
