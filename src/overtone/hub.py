@@ -205,8 +205,13 @@ class Hub(HubState):
                 self.stats.recovered += 1
             else:
                 self.stats.resynced += 1
-        for event in missed or ():
-            self._send(session, event)
+        if missed:
+            skip = self._excluded_before(name, recover)
+            wanted = parse_position(recover)
+            first = wanted.offset + 1 if wanted is not None else 0
+            for offset, event in enumerate(missed, first):
+                # Its own app's toOthers() event was not sent to it live: not replayed either.
+                self._send(session, messages.skipped(name, offset) if offset in skip else event)
         if recovered:
             return  # the client already has the cache channel's last event
         if channel.kind.cache:
@@ -216,6 +221,13 @@ class Hub(HubState):
                 self.hook("cache_miss", channel=name)
             else:
                 self._send(session, cached)
+
+    def _excluded_before(self, name: str, recover: object) -> set[int]:
+        """Offsets that were not sent to the recovering client's previous connection."""
+        previous = recover.get("socket_id") if isinstance(recover, dict) else None
+        if not isinstance(previous, str) or self.history is None:
+            return set()
+        return self.history.excluded_for(name, previous)
 
     def _must_load(self, name: str, recover: object, now: float) -> bool:
         """In a cluster, whether this subscription must wait for the shared stream: this
@@ -428,7 +440,7 @@ class Hub(HubState):
             assert payload is not None  # data is a str: always encodable
             if history is not None:
                 if self.emit is None:
-                    payload = history.append(channel_name, payload, now)
+                    payload = history.append(channel_name, payload, now, exclude)
                 elif self.sequenced is not None and self.sequenced():
                     # The broker numbers it; every node, this one included, delivers it
                     # when it comes back with its offset (deliver_sequenced).
@@ -450,7 +462,7 @@ class Hub(HubState):
         """Deliver and store an event the cluster's broker gave position ``(epoch, offset)``."""
         stored = with_offset(payload, offset)
         history = self.history
-        if history is None or history.record(name, epoch, offset, stored, now):
+        if history is None or history.record(name, epoch, offset, stored, now, exclude):
             self.deliver(name, stored, exclude, now)
         # else: already part of a snapshot this node merged, and replayed from there
 

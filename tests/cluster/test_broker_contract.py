@@ -123,9 +123,11 @@ async def test_outage_drops_then_reconnects_and_says_so(
     assert LOST not in b.received
 
 
-def stream_append(channel: str, name: str, max_events: int = 3) -> StreamAppend:
+def stream_append(
+    channel: str, name: str, max_events: int = 3, exclude: str | None = None
+) -> StreamAppend:
     payload = json.dumps({"event": name, "channel": channel, "data": name}).encode()
-    return StreamAppend("app", channel, payload, max_events, 60.0)
+    return StreamAppend("app", channel, payload, max_events, 60.0, exclude)
 
 
 async def test_appends_are_numbered_stored_and_delivered_with_their_positions(
@@ -140,7 +142,9 @@ async def test_appends_are_numbered_stored_and_delivered_with_their_positions(
     assert empty is not None and empty.offset == 0 and empty.entries == []
     for i in range(5):
         envelope = json.dumps({"n": "a", "m": i}).encode()
-        a.broker.publish(envelope, [stream_append("news", f"e{i}"), stream_append("other", "x")])
+        exclude = "1.2" if i == 3 else None  # e3 was not sent to socket 1.2
+        appends = [stream_append("news", f"e{i}", exclude=exclude), stream_append("other", "x")]
+        a.broker.publish(envelope, appends)
     positions: list[list[object]] = []
     envelopes: list[object] = []
 
@@ -161,6 +165,7 @@ async def test_appends_are_numbered_stored_and_delivered_with_their_positions(
     assert snapshot is not None
     assert (snapshot.epoch, snapshot.offset) == (news_epoch, 5)
     assert [offset for offset, _, _ in snapshot.entries] == [3, 4, 5]  # max_events = 3
+    assert snapshot.excluded == {4: "1.2"}
     assert [json.loads(p) for _, _, p in snapshot.entries][-1] == {
         "event": "e4",
         "channel": "news",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -79,18 +79,22 @@ class StreamSnapshot:
     epoch: str
     offset: int
     entries: list[tuple[int, float, bytes]]
+    excluded: dict[int, str] = field(default_factory=dict)
+    """Offset -> the socket id the event was not sent to (a trigger's ``socket_id``)."""
 
 
 class Stream:
     """One channel's epoch, offset and recent events ``(offset, stored_at, payload)``."""
 
-    __slots__ = ("entries", "epoch", "name", "offset", "used")
+    __slots__ = ("entries", "epoch", "excluded", "name", "offset", "used")
 
     def __init__(self, name: str, epoch: str, offset: int = 0) -> None:
         self.name = name
         self.epoch = epoch
         self.offset = offset
         self.entries: deque[tuple[int, float, bytes]] = deque()
+        self.excluded: dict[int, str] | None = None
+        """Offset -> socket id the event was not sent to (only events that excluded one)."""
         self.used = 0.0
         """When the stream was last published to, subscribed to or asked for its position."""
 
@@ -178,15 +182,26 @@ class History:
         """Where channel ``name`` stands now (a new stream stands at offset 0)."""
         return self.stream(name, now).position()
 
-    def append(self, name: str, payload: bytes, now: float) -> bytes:
-        """Assign the next offset to an encoded event, store it, and return its payload."""
+    def append(self, name: str, payload: bytes, now: float, exclude: str | None = None) -> bytes:
+        """Assign the next offset to an encoded event, store it, and return its payload.
+
+        ``exclude`` is the socket id the event is not sent to (see :meth:`excluded_for`).
+        """
         stream = self.stream(name, now)
         offset = stream.offset + 1
         stored = with_offset(payload, offset)
-        self._store(stream, offset, stored, now)
+        self._store(stream, offset, stored, now, exclude)
         return stored
 
-    def record(self, name: str, epoch: str, offset: int, payload: bytes, now: float) -> bool:
+    def record(
+        self,
+        name: str,
+        epoch: str,
+        offset: int,
+        payload: bytes,
+        now: float,
+        exclude: str | None = None,
+    ) -> bool:
         """Store an event whose position was assigned elsewhere (``payload`` has its offset).
 
         An event that continues the stream is appended. A new epoch, or an offset that
@@ -200,7 +215,7 @@ class History:
         elif offset <= stream.offset:
             return False
         stream.used = now
-        self._store(stream, offset, payload, now)
+        self._store(stream, offset, payload, now, exclude)
         return True
 
     def adopt(self, name: str, epoch: str, offset: int, now: float) -> None:
@@ -224,11 +239,12 @@ class History:
             older = [e for e in snapshot.entries if e[0] < local.first]
             if older and older[-1][0] == local.first - 1:
                 kept = list(local.entries)
+                excluded = {**snapshot.excluded, **(local.excluded or {})}
                 self.forget(name)
                 stream = self.streams[name] = Stream(name, local.epoch, older[0][0] - 1)
                 stream.used = now
                 for offset, stored_at, payload in older + kept:
-                    self._store(stream, offset, payload, stored_at)
+                    self._store(stream, offset, payload, stored_at, excluded.get(offset))
                 stream.offset = local.offset
             return
         self.forget(name)
@@ -237,10 +253,12 @@ class History:
         if snapshot.entries:
             stream.offset = snapshot.entries[0][0] - 1
             for offset, stored_at, payload in snapshot.entries:
-                self._store(stream, offset, payload, stored_at)
+                self._store(stream, offset, payload, stored_at, snapshot.excluded.get(offset))
             stream.offset = snapshot.offset
 
-    def _store(self, stream: Stream, offset: int, payload: bytes, now: float) -> None:
+    def _store(
+        self, stream: Stream, offset: int, payload: bytes, now: float, exclude: str | None = None
+    ) -> None:
         stream.offset = offset
         entry = (offset, now, payload)
         stream.entries.append(entry)
@@ -249,6 +267,13 @@ class History:
         if len(stream.entries) > limits.max_events:
             budget.release(stream.entries.popleft())
         budget.charge(stream, offset, len(payload) + ENTRY_OVERHEAD)
+        if exclude is not None:
+            if stream.excluded is None:
+                stream.excluded = {}
+            stream.excluded[offset] = exclude
+            if len(stream.excluded) > len(stream.entries):  # forget evicted ones
+                first = stream.first
+                stream.excluded = {o: x for o, x in stream.excluded.items() if o >= first}
 
     def _expire(self, stream: Stream, now: float) -> None:
         horizon = now - self.limits.ttl
@@ -276,6 +301,18 @@ class History:
         if first > after + 1:
             return None
         return [entry[2] for entry in list(stream.entries)[after + 1 - first :]]
+
+    def excluded_for(self, name: str, socket_id: str) -> set[int]:
+        """Offsets of held events that were not sent to ``socket_id``.
+
+        A client that recovers on a new connection names its previous socket: the events
+        its own app triggered for everyone else (Laravel's ``toOthers()``) are not replayed
+        to it, as they were not delivered to it live.
+        """
+        stream = self.streams.get(name)
+        if stream is None or not stream.excluded:
+            return set()
+        return {offset for offset, sid in stream.excluded.items() if sid == socket_id}
 
     def held(self, name: str, now: float) -> list[tuple[int, bytes]]:
         """``(offset, payload)`` of every event held for ``name``, oldest first."""

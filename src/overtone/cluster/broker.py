@@ -43,6 +43,8 @@ class StreamAppend:
     payload: bytes
     max_events: int
     ttl: float
+    exclude: str | None = None
+    """The socket id the event is not delivered to (kept so a recovery skips it too)."""
 
 
 StreamRef = tuple[str, str]

@@ -110,9 +110,15 @@ class Coordinator:
         for app_id, message in pending:
             if message.get("n"):
                 limits = self.hubs[app_id].app.history
+                exclude = message.get("x")
                 outgoing.appends.append(
                     StreamAppend(
-                        app_id, message["c"], message["p"].encode(), limits.max_events, limits.ttl
+                        app_id,
+                        message["c"],
+                        message["p"].encode(),
+                        limits.max_events,
+                        limits.ttl,
+                        exclude if isinstance(exclude, str) else None,
                     )
                 )
         return outgoing

@@ -4,7 +4,8 @@ Each stream is two keys beside the broker channel ``C``:
 
 - ``C:h:{app}:{channel}``: a hash ``{e: epoch, o: offset}`` (kept :data:`HEADER_KEEP_MS`
   after the last use; a stream without it starts again in a new epoch);
-- ``C:l:{app}:{channel}``: a list of ``"{stored_at_ms} {payload with offset}"``, trimmed
+- ``C:l:{app}:{channel}``: a list of ``"{stored_at_ms} {excluded socket id or -} {payload
+  with offset}"``, trimmed
   to the app's ``max_events`` and expiring ``ttl`` after the last event.
 
 The publish script numbers every append of a batch, stores it and publishes
@@ -41,8 +42,9 @@ local a = 8
 for i = 1, appends do
   local header, list = KEYS[k], KEYS[k + 1]
   local payload, max_events, ttl = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
+  local exclude = ARGV[a + 3]
   k = k + 2
-  a = a + 3
+  a = a + 4
   local epoch = redis.call('HGET', header, 'e')
   if not epoch then
     epoch = seed .. '.' .. i
@@ -51,7 +53,7 @@ for i = 1, appends do
   local offset = redis.call('HINCRBY', header, 'o', 1)
   redis.call('PEXPIRE', header, keep)
   local stored = string.sub(payload, 1, -2) .. ',"offset":' .. offset .. '}'
-  redis.call('RPUSH', list, now .. ' ' .. stored)
+  redis.call('RPUSH', list, now .. ' ' .. exclude .. ' ' .. stored)
   redis.call('LTRIM', list, -max_events, -1)
   redis.call('PEXPIRE', list, ttl)
   q[i] = '["' .. epoch .. '",' .. offset .. ']'
@@ -105,7 +107,12 @@ class RedisStreams:
             keys += _keys(self.channel, app_id, stream)
         for append in appends:
             keys += _keys(self.channel, append.app_id, append.channel)
-            args += [append.payload, append.max_events, max(int(append.ttl * 1000), 1)]
+            args += [
+                append.payload,
+                append.max_events,
+                max(int(append.ttl * 1000), 1),
+                append.exclude or "-",
+            ]
         await self._publish(keys=keys, args=args)
 
     async def read(self, app_id: str, stream: str, ttl: float, now: float) -> StreamSnapshot:
@@ -116,12 +123,15 @@ class RedisStreams:
         )
         last = int(offset)
         entries: list[tuple[int, float, bytes]] = []
+        excluded: dict[int, str] = {}
         first = last - len(items) + 1
         horizon = now - ttl
-        for index, item in enumerate(items):
-            stamp, _, payload = bytes(item).partition(b" ")
+        for offset, item in enumerate(items, first):
+            stamp, exclude, payload = bytes(item).split(b" ", 2)
             stored_at = int(stamp) / 1000
             if entries or stored_at > horizon:  # drop the too-old prefix only
-                entries.append((first + index, stored_at, payload))
+                entries.append((offset, stored_at, payload))
+                if exclude != b"-":
+                    excluded[offset] = exclude.decode()
         epoch_text = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
-        return StreamSnapshot(epoch_text, last, entries)
+        return StreamSnapshot(epoch_text, last, entries, excluded)

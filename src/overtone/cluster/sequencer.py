@@ -43,7 +43,7 @@ class MemorySequencer:
         positions: list[list[object]] = []
         for append in appends:
             history = self._history(append.app_id, append.max_events, append.ttl)
-            history.append(append.channel, append.payload, now)
+            history.append(append.channel, append.payload, now, append.exclude)
             position = history.position(append.channel, now)
             positions.append([position.epoch, position.offset])
         return positions
@@ -54,4 +54,4 @@ class MemorySequencer:
         position = history.position(channel, now)
         stream = history.streams[channel]
         entries = [e for e in stream.entries if e[1] > now - ttl]
-        return StreamSnapshot(position.epoch, position.offset, entries)
+        return StreamSnapshot(position.epoch, position.offset, entries, dict(stream.excluded or {}))

@@ -110,6 +110,16 @@ def plain_event(name: str, data: object) -> bytes:
     return orjson.dumps({"event": name, "data": data})
 
 
+def skipped(channel: str, offset: int) -> bytes:
+    """``pusher_internal:skipped``: the event at ``offset`` is not replayed to this client
+    (its previous connection was excluded from it). Clients ignore unknown internal events;
+    the recovery add-on reads the offset so its position moves past it."""
+    return b'{"event":"pusher_internal:skipped","channel":%s,"data":"{}","offset":%d}' % (
+        orjson.dumps(channel),
+        offset,
+    )
+
+
 def cache_miss(channel: str) -> bytes:
     """``pusher:cache_miss``: a cache channel had no event to replay."""
     return orjson.dumps({"event": "pusher:cache_miss", "channel": channel})

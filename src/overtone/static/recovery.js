@@ -10,7 +10,10 @@
  *   reconnect, or the first subscribe after `positions` / `startFrom`), the subscribe carries
  *   `recover: {epoch, offset}`.
  * - `recovered: true`: the server sends the missed events in order, then live ones; the app
- *   receives them through its usual callbacks, none missing, none twice.
+ *   receives them through its usual callbacks, none missing, none twice. The subscribe also
+ *   names the previous connection (`recover.socket_id`): an event the app triggered for the
+ *   others of that connection (`toOthers()`) comes back as `pusher_internal:skipped` with its
+ *   offset, which pusher-js ignores and which moves the position past it.
  * - `recovered: false` (or no `recovered` at all: a server without history): what was missed
  *   is gone. `onResync(channelName, position)` is called once and the channel emits
  *   `overtone:resync` with `{channel, position}` (laravel-echo:
@@ -79,12 +82,14 @@
     }
     options = options || {};
     var positions = {}; // channel name -> {epoch, offset}: the last position seen
+    var sockets = {}; // channel name -> socket id of the connection that position was seen on
     var recovering = {}; // channel name -> true: a subscribe with `recover` awaits its answer
     var resyncs = []; // channels whose recovery failed, reported once pusher-js has the frame
     var transport = null; // the pusher-js transport connection whose frames are read
     var active = true;
 
     function startFrom(name, position) {
+      delete sockets[name];
       if (position === null || position === undefined) {
         delete positions[name];
       } else if (isPosition(position)) {
@@ -130,12 +135,19 @@
           if (at && has(positions, name)) positions[name].epoch = at.epoch;
           return;
         }
-        if (at) positions[name] = at;
-        else delete positions[name]; // no history on this channel (any more)
+        if (at) {
+          positions[name] = at;
+          sockets[name] = manager.socket_id;
+        } else {
+          delete positions[name]; // no history on this channel (any more)
+        }
         // Not recovered (or a server that ignores `recover`): the app must reload.
         if (asked) resyncs.push(name);
       } else if (typeof frame.offset === 'number' && has(positions, name)) {
-        if (frame.offset > positions[name].offset) positions[name].offset = frame.offset;
+        if (frame.offset > positions[name].offset) {
+          positions[name].offset = frame.offset;
+          sockets[name] = manager.socket_id;
+        }
       }
     }
 
@@ -200,6 +212,9 @@
         var withRecover = {};
         for (var key in data) if (has(data, key)) withRecover[key] = data[key];
         withRecover.recover = copy(positions[data.channel]);
+        // The previous connection: events its own app sent "to others" are not replayed.
+        var previous = sockets[data.channel];
+        if (previous && previous !== manager.socket_id) withRecover.recover.socket_id = previous;
         recovering[data.channel] = true;
         data = withRecover;
       }
@@ -209,7 +224,10 @@
     var unsubscribe = pusher.unsubscribe;
     var ownUnsubscribe = has(pusher, 'unsubscribe');
     function forgettingUnsubscribe(name) {
-      if (active) delete positions[name];
+      if (active) {
+        delete positions[name];
+        delete sockets[name];
+      }
       return unsubscribe.apply(this, arguments);
     }
 

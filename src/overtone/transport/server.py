@@ -268,6 +268,7 @@ class Server:
                         snapshot.epoch,
                         snapshot.offset,
                         [(o, at + shift, payload) for o, at, payload in snapshot.entries],
+                        snapshot.excluded,
                     )
                 hub.stream_loaded(channel, snapshot, loop.time())
 
