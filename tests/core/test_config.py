@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from overtone.apps import ClientEventsFrom
+from overtone.channels.history import HistoryLimits
 from overtone.config import DEV_APP, ConfigError, load_settings, read_environment
 
 REVERB = {"REVERB_APP_ID": "1", "REVERB_APP_KEY": "k", "REVERB_APP_SECRET": "s"}
@@ -128,5 +129,93 @@ def test_apps_file_toml_and_json(tmp_path: Path) -> None:
 def test_bad_apps_file(tmp_path: Path, content: str, words: str) -> None:
     path = tmp_path / "apps.toml"
     path.write_text(content)
+    with pytest.raises(ConfigError, match=words):
+        load_settings({"OVERTONE_APPS_FILE": str(path)})
+
+
+def test_history_variables() -> None:
+    default = load_settings(REVERB)
+    assert default.apps[0].history == HistoryLimits(enabled=True, max_events=100, ttl=300.0)
+    assert default.history_memory == 64 * 1_048_576
+    settings = load_settings(
+        {
+            **REVERB,
+            "OVERTONE_HISTORY_ENABLED": "false",
+            "OVERTONE_HISTORY_MAX_EVENTS": "10",
+            "OVERTONE_HISTORY_TTL": "60.5",
+            "OVERTONE_HISTORY_MEMORY": "1048576",
+        }
+    )
+    assert settings.apps[0].history == HistoryLimits(enabled=False, max_events=10, ttl=60.5)
+    assert settings.history_memory == 1_048_576
+    unset = load_settings({**REVERB, "OVERTONE_HISTORY_MAX_EVENTS": "", "OVERTONE_HISTORY_TTL": ""})
+    assert unset.apps[0].history == HistoryLimits()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("OVERTONE_HISTORY_ENABLED", "maybe", "boolean"),
+        ("OVERTONE_HISTORY_MAX_EVENTS", "many", "not an integer"),
+        ("OVERTONE_HISTORY_MAX_EVENTS", "0", "at least 1"),
+        ("OVERTONE_HISTORY_MAX_EVENTS", "2.5", "not an integer"),
+        ("OVERTONE_HISTORY_TTL", "soon", "not a number"),
+        ("OVERTONE_HISTORY_TTL", "0.5", "at least 1"),
+        ("OVERTONE_HISTORY_TTL", "nan", "at least 1"),
+        ("OVERTONE_HISTORY_MEMORY", "lots", "not an integer"),
+        ("OVERTONE_HISTORY_MEMORY", "1000", "at least 65536"),
+    ],
+)
+def test_bad_history_variables_name_the_variable(name: str, value: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=f"{name}.*{words}"):
+        load_settings({**REVERB, name: value})
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ("history = { enabled = false }", HistoryLimits(enabled=False)),
+        ("history = { max_events = 10, ttl = 60 }", HistoryLimits(max_events=10, ttl=60.0)),
+        ("history = { ttl = 2.5 }", HistoryLimits(ttl=2.5)),
+        ("history = false", HistoryLimits(enabled=False)),
+        ("history = true", HistoryLimits()),
+        ("history = {}", HistoryLimits()),
+        ("", HistoryLimits()),
+    ],
+)
+def test_apps_file_history_table(tmp_path: Path, table: str, expected: HistoryLimits) -> None:
+    path = tmp_path / "apps.toml"
+    path.write_text(f"[[apps]]\nid = 'a'\nkey = 'k'\nsecret = 's'\n{table}\n")
+    [app] = load_settings({"OVERTONE_APPS_FILE": str(path)}).apps
+    assert app.history == expected
+
+
+def test_apps_file_history_in_json(tmp_path: Path) -> None:
+    path = tmp_path / "apps.json"
+    apps = [
+        {"id": "a", "key": "ka", "secret": "s", "history": {"max_events": 5, "enabled": True}},
+        {"id": "b", "key": "kb", "secret": "s", "history": False},
+    ]
+    path.write_text(json.dumps({"apps": apps}))
+    a, b = load_settings({"OVERTONE_APPS_FILE": str(path)}).apps
+    assert a.history == HistoryLimits(max_events=5)
+    assert not b.history.enabled
+
+
+@pytest.mark.parametrize(
+    ("table", "words"),
+    [
+        ("history = { size = 3 }", r"history: unknown option\(s\) \['size'\]"),
+        ("history = 'on'", "history must be a table/object or true/false"),
+        ("history = 10", "history must be a table/object or true/false"),
+        ("history = { max_events = 0 }", r"history\.max_events=0 must be at least 1"),
+        ("history = { max_events = 'ten' }", r"history\.max_events='ten' is not an integer"),
+        ("history = { ttl = 0 }", r"history\.ttl=0.0 must be at least 1"),
+        ("history = { enabled = 'perhaps' }", r"history\.enabled='perhaps' is not a boolean"),
+    ],
+)
+def test_bad_apps_file_history(tmp_path: Path, table: str, words: str) -> None:
+    path = tmp_path / "apps.toml"
+    path.write_text(f"[[apps]]\nid = 'a'\nkey = 'k'\nsecret = 's'\n{table}\n")
     with pytest.raises(ConfigError, match=words):
         load_settings({"OVERTONE_APPS_FILE": str(path)})
