@@ -25,7 +25,7 @@ from overtone.channels.history import StreamSnapshot, parse_position, with_offse
 from overtone.channels.subscription import SubscriptionRefused, check_subscription
 from overtone.hub_state import HubState, watchlist_event
 from overtone.protocol import errors, messages
-from overtone.protocol.channel_names import classify, name_error
+from overtone.protocol.channel_names import SERVER_TO_USER_PREFIX, classify, name_error
 from overtone.protocol.errors import PusherError
 from overtone.protocol.frames import encode_frame
 from overtone.protocol.signin import parse_signin
@@ -164,6 +164,24 @@ class Hub(HubState):
             self._send(session, messages.subscription_error(name, refused.message, refused.status))
             return
         assert isinstance(name, str)
+        receiving = name in session.channels  # e.g. its #server-to-user channel since sign-in
+        channel = self._add_subscriber(session, name)
+        if not receiving and member is not None and channel.roster is not None:
+            self._join(channel, session, member[0], member[1])
+        recover = data.get("recover")
+        if self._must_load(name, recover, now):
+            assert self.load_stream is not None
+            if not receiving:  # withheld until answered; the answer replays what it missed
+                channel.pending = (channel.pending or set()) | {session.socket_id}
+            first = name not in self.loading and name not in self.loaded_callbacks
+            self.loading.setdefault(name, []).append((session, recover))
+            if first:
+                self.load_stream(name)
+            return
+        self._subscribed(session, channel, recover, now)
+
+    def _add_subscriber(self, session: Session, name: str) -> Channel[Session]:
+        """Make ``session`` receive channel ``name`` (idempotent); the channel."""
         channel = self.channels.get(name)
         if channel is None:
             channel = self.channels[name] = Channel(name, classify(name))
@@ -174,18 +192,7 @@ class Hub(HubState):
                 self.emit({"t": "sub", "c": name, "d": 1})
             if len(channel.subscribers) == 1 and not self.remote.subscription_count(name):
                 self._lifecycle_hook("channel_occupied", channel=name)
-            if member is not None and channel.roster is not None:
-                self._join(channel, session, member[0], member[1])
-        recover = data.get("recover")
-        if self._must_load(name, recover, now):
-            assert self.load_stream is not None
-            channel.pending = (channel.pending or set()) | {session.socket_id}
-            first = name not in self.loading and name not in self.loaded_callbacks
-            self.loading.setdefault(name, []).append((session, recover))
-            if first:
-                self.load_stream(name)
-            return
-        self._subscribed(session, channel, recover, now)
+        return channel
 
     def _subscribed(
         self, session: Session, channel: Channel[Session], recover: object, now: float
@@ -404,6 +411,9 @@ class Hub(HubState):
         first_here = not sessions
         sessions.add(session)
         self._send(session, messages.plain_event("pusher:signin_success", {"user_data": user_data}))
+        # Server-to-user events reach the connection from now on, not only once the client's
+        # own subscribe arrives: an app may call sendToUser as soon as sign-in succeeded.
+        self._add_subscriber(session, SERVER_TO_USER_PREFIX + user_id)
         self.watchlists.watch(session, watchlist)
         online = [uid for uid in watchlist if self.is_online(uid)]
         if online:
@@ -416,6 +426,7 @@ class Hub(HubState):
     def _sign_out(self, session: Session) -> None:
         user_id = session.user_id
         assert user_id is not None
+        self._leave(session, SERVER_TO_USER_PREFIX + user_id)
         self.watchlists.unwatch(session, session.watchlist)
         sessions = self.users.get(user_id)
         if sessions is not None:

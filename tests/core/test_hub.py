@@ -300,6 +300,29 @@ def test_signin_server_to_user_and_watchlist() -> None:
     assert watcher.take()[0]["data"] == {"events": [{"name": "offline", "user_ids": ["u1"]}]}
 
 
+def test_server_to_user_events_arrive_from_signin_on_before_the_subscribe() -> None:
+    hub = make_hub()
+    u1 = client(hub)
+    u1.send({"event": "pusher:signin", "data": signin_data(hub, u1.socket_id, {"id": "u1"})})
+    assert u1.events() == ["pusher:signin_success"]
+    hub.publish("dm", ["#server-to-user-u1"], "early", None, 0)  # before pusher-js subscribes
+    u1.subscribe("#server-to-user-u1")
+    hub.publish("dm", ["#server-to-user-u1"], "later", None, 0)
+    assert [(m["event"], m.get("data")) for m in u1.take()] == [
+        ("dm", "early"),
+        ("pusher_internal:subscription_succeeded", "{}"),
+        ("dm", "later"),
+    ]
+    assert hub.subscription_count("#server-to-user-u1") == 1
+    # Signing in as someone else stops the first user's events; leaving forgets the channel.
+    u1.send({"event": "pusher:signin", "data": signin_data(hub, u1.socket_id, {"id": "u2"})})
+    u1.take()
+    hub.publish("dm", ["#server-to-user-u1"], "not for u2", None, 0)
+    assert u1.take() == []
+    u1.disconnect()
+    assert hub.subscription_count("#server-to-user-u2") == 0
+
+
 def test_bad_signin_closes_with_4009() -> None:
     hub = make_hub()
     c = client(hub)
