@@ -19,7 +19,9 @@ implementation and checked by ``tests/cluster/test_broker_contract.py``:
   an array of envelopes), the positions in the order of the appends, atomically with the
   storing. ``resets`` forget streams first (their next event starts a new epoch).
   :meth:`Broker.stream` reads one stream (creating its header if it has none), or
-  ``None`` while the store is unreachable.
+  ``None`` while the store is unreachable; it returns only once every envelope published
+  before the read has been delivered to this broker's ``on_message`` (so an event numbered
+  before the read is never still on its way when the snapshot is used).
 """
 
 from __future__ import annotations

@@ -71,7 +71,11 @@ class MemoryBroker:
         await asyncio.sleep(0)
         if not self.connected:
             return None
-        return self.bus.sequencer.stream(app_id, channel, ttl, time.time())
+        snapshot = self.bus.sequencer.stream(app_id, channel, ttl, time.time())
+        arrived = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(arrived.set_result, None)  # after queued envelopes
+        await arrived
+        return snapshot
 
     async def close(self, timeout: float = 2.0) -> None:
         await asyncio.sleep(0)

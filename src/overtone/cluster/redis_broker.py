@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from redis.exceptions import RedisError
 
 from overtone.channels.history import StreamSnapshot
 from overtone.cluster.broker import StreamAppend, StreamRef
-from overtone.cluster.redis_streams import RedisStreams
+from overtone.cluster.redis_streams import MARKER, RedisStreams
 
 log = logging.getLogger("overtone.redis")
 
@@ -50,6 +51,7 @@ class RedisBroker:
         self._ready = asyncio.Event()
         self._client: aioredis.Redis | None = None
         self._streams: RedisStreams | None = None
+        self._markers: dict[bytes, asyncio.Future[None]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
@@ -78,11 +80,18 @@ class RedisBroker:
         streams = self._streams
         if streams is None:
             return None
+        marker = MARKER % secrets.token_hex(8).encode()
+        arrived = asyncio.get_running_loop().create_future()
+        self._markers[marker] = arrived
         try:
-            return await streams.read(app_id, channel, ttl, time.time())
+            snapshot = await streams.read(app_id, channel, ttl, time.time(), marker)
+            await arrived  # every event numbered before the read has been delivered here
+            return snapshot
         except (RedisError, OSError, ValueError) as exc:
             log.warning("could not read the history of %s from Redis: %s", channel, exc)
             return None
+        finally:
+            self._markers.pop(marker, None)
 
     async def _read_forever(self) -> None:
         delay = 0.1
@@ -105,7 +114,13 @@ class RedisBroker:
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message["type"] == "message":
-                        self.on_message(message["data"])
+                        data = message["data"]
+                        if data.startswith(b'{"b":'):  # a stream read's marker
+                            waiting = self._markers.get(data)
+                            if waiting is not None and not waiting.done():
+                                waiting.set_result(None)
+                        else:
+                            self.on_message(data)
             except (RedisError, OSError) as exc:
                 if not announced_down and not self._closing:
                     log.warning(

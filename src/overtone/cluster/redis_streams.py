@@ -69,8 +69,15 @@ if not epoch then
   redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {epoch, redis.call('HGET', KEYS[1], 'o'), redis.call('LRANGE', KEYS[2], 0, -1)}
+local snapshot = {epoch, redis.call('HGET', KEYS[1], 'o'), redis.call('LRANGE', KEYS[2], 0, -1)}
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return snapshot
 """
+"""Reads a stream and, in the same step, publishes a marker on the broker channel: when the
+marker comes back, every event numbered before the read has reached this node too."""
+
+MARKER = b'{"b":"%s"}'
+"""A read's marker (``{"b": token}``); brokers consume their own and ignore the others'."""
 
 
 def _keys(channel: str, app_id: str, stream: str) -> list[str]:
@@ -115,11 +122,14 @@ class RedisStreams:
             ]
         await self._publish(keys=keys, args=args)
 
-    async def read(self, app_id: str, stream: str, ttl: float, now: float) -> StreamSnapshot:
-        """One stream: its header (created if missing) and events younger than ``ttl``."""
+    async def read(
+        self, app_id: str, stream: str, ttl: float, now: float, marker: bytes
+    ) -> StreamSnapshot:
+        """One stream: its header (created if missing) and events younger than ``ttl``;
+        ``marker`` is published on the broker channel right after the read."""
         keys = _keys(self.channel, app_id, stream)
         epoch, offset, items = await self._read(
-            keys=keys, args=[secrets.token_hex(6) + ".0", HEADER_KEEP_MS]
+            keys=keys, args=[secrets.token_hex(6) + ".0", HEADER_KEEP_MS, self.channel, marker]
         )
         last = int(offset)
         entries: list[tuple[int, float, bytes]] = []
