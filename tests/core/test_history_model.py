@@ -36,6 +36,7 @@ from hypothesis.stateful import (
 
 from overtone.channels.history import (
     ENTRY_OVERHEAD,
+    HEADER_COST,
     HEADER_KEEP,
     History,
     HistoryBudget,
@@ -225,15 +226,23 @@ class HistoryMachine(RuleBasedStateMachine):
         self.history.sweep(self.now, self.occupied.__contains__)
         self.expire_all()
         keep = max(HEADER_KEEP, self.limits.ttl)
+        idle = []
         for name, channel in self.model.items():
-            if (
-                channel.epoch is not None
-                and not channel.held
-                and self.now - channel.used > keep
-                and name not in self.occupied
-            ):
+            if channel.epoch is None or channel.held or name in self.occupied:
+                continue
+            if self.now - channel.used > keep:
                 channel.epoch = None
+            else:
+                idle.append((channel.used, name, channel))
+        # Over the cap (events and headers), the least recently used idle headers go too.
+        headers = sum(1 for c in self.model.values() if c.epoch is not None)
+        for _, _, channel in sorted(idle, key=lambda item: item[:2]):
+            if self.held_cost() + headers * HEADER_COST <= self.budget.max_bytes:
+                break
+            channel.epoch = None
+            headers -= 1
         assert self.budget.used == self.held_cost()
+        assert self.budget.headers == headers
 
     # -- invariants ---------------------------------------------------------------------
 

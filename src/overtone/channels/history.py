@@ -31,6 +31,9 @@ HEADER_KEEP = 3_600.0
 ENTRY_OVERHEAD = 120
 """Bytes charged per stored event on top of its payload (tuple, deque slot, order entry)."""
 
+HEADER_COST = 1_000
+"""Bytes charged per stream header (the object, its empty deque, name and epoch: ~0.9 KB)."""
+
 
 @dataclass(frozen=True, slots=True)
 class HistoryLimits:
@@ -112,23 +115,45 @@ class HistoryBudget:
     """The node-wide memory cap over every app's streams; the oldest events go first.
 
     Every stored event is charged here in publish order; past ``max_bytes`` the oldest
-    still-held events are evicted from whichever stream holds them.
+    still-held events are evicted from whichever stream holds them. Stream headers count
+    too (:data:`HEADER_COST` each): past the cap, :meth:`History.sweep` drops the least
+    recently used headers of channels nobody here subscribes to.
     """
 
-    __slots__ = ("_order", "max_bytes", "used")
+    __slots__ = ("_order", "events", "headers", "max_bytes", "used")
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.used = 0
+        """Bytes of stored events (payloads and :data:`ENTRY_OVERHEAD` each)."""
+        self.events = 0
+        self.headers = 0
         self._order: deque[tuple[Stream, int]] = deque()
+
+    @property
+    def over(self) -> bool:
+        """Whether events and headers together exceed the cap."""
+        return self.used + self.headers * HEADER_COST > self.max_bytes
 
     def charge(self, stream: Stream, offset: int, size: int) -> None:
         """Account one stored event, then evict the oldest events while over the cap."""
         self.used += size
+        self.events += 1
         self._order.append((stream, offset))
         while self.used > self.max_bytes and self._order:
             oldest, upto = self._order.popleft()
             self._drop_through(oldest, upto)
+        if len(self._order) > 2 * self.events + 256:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Keep only the order records of events still held: events evicted by count or
+        age leave records behind, which a long-held old event would otherwise pin."""
+        self._order = deque(
+            (stream, offset)
+            for stream, offset in self._order
+            if stream.entries and stream.entries[0][0] <= offset <= stream.offset
+        )
 
     def _drop_through(self, stream: Stream, upto: int) -> None:
         entries = stream.entries
@@ -138,6 +163,7 @@ class HistoryBudget:
     def release(self, entry: tuple[int, float, bytes]) -> None:
         """An event left its stream (count, age or cap): stop charging it."""
         self.used -= len(entry[2]) + ENTRY_OVERHEAD
+        self.events -= 1
 
     def trim(self) -> None:
         """Forget order records of events that already left (bounded bookkeeping)."""
@@ -174,7 +200,7 @@ class History:
         """The stream of channel ``name``, started in a new epoch at offset 0 if unknown."""
         stream = self.streams.get(name)
         if stream is None:
-            stream = self.streams[name] = Stream(name, self._new_epoch())
+            stream = self._create(name, self._new_epoch(), 0)
         stream.used = now
         return stream
 
@@ -211,7 +237,7 @@ class History:
         stream = self.streams.get(name)
         if stream is None or stream.epoch != epoch or offset > stream.offset + 1:
             self.forget(name)
-            stream = self.streams[name] = Stream(name, epoch, offset - 1)
+            stream = self._create(name, epoch, offset - 1)
         elif offset <= stream.offset:
             return False
         stream.used = now
@@ -223,7 +249,7 @@ class History:
         stream = self.streams.get(name)
         if stream is None or stream.epoch != epoch or offset > stream.offset:
             self.forget(name)
-            stream = self.streams[name] = Stream(name, epoch, offset)
+            stream = self._create(name, epoch, offset)
             stream.used = now
 
     def merge(self, name: str, snapshot: StreamSnapshot, now: float) -> None:
@@ -241,14 +267,14 @@ class History:
                 kept = list(local.entries)
                 excluded = {**snapshot.excluded, **(local.excluded or {})}
                 self.forget(name)
-                stream = self.streams[name] = Stream(name, local.epoch, older[0][0] - 1)
+                stream = self._create(name, local.epoch, older[0][0] - 1)
                 stream.used = now
                 for offset, stored_at, payload in older + kept:
                     self._store(stream, offset, payload, stored_at, excluded.get(offset))
                 stream.offset = local.offset
             return
         self.forget(name)
-        stream = self.streams[name] = Stream(name, snapshot.epoch, snapshot.offset)
+        stream = self._create(name, snapshot.epoch, snapshot.offset)
         stream.used = now
         if snapshot.entries:
             stream.offset = snapshot.entries[0][0] - 1
@@ -322,10 +348,17 @@ class History:
         self._expire(stream, now)
         return [(entry[0], entry[2]) for entry in stream.entries]
 
+    def _create(self, name: str, epoch: str, offset: int) -> Stream:
+        """A new stream header for ``name`` (replacing none: forget the old one first)."""
+        stream = self.streams[name] = Stream(name, epoch, offset)
+        self.budget.headers += 1
+        return stream
+
     def forget(self, name: str) -> None:
         """Drop a stream and its events (its next use starts a new epoch)."""
         stream = self.streams.pop(name, None)
         if stream is not None:
+            self.budget.headers -= 1
             while stream.entries:
                 self.budget.release(stream.entries.popleft())
 
@@ -335,15 +368,23 @@ class History:
             self.forget(name)
 
     def sweep(self, now: float, occupied: Callable[[str], bool]) -> None:
-        """Expire old events; drop idle headers of channels nobody here subscribes to."""
+        """Expire old events; drop idle headers of channels nobody here subscribes to, and
+        while the node is over its cap, the least recently used such headers."""
+        idle: list[Stream] = []
         for stream in list(self.streams.values()):
             self._expire(stream, now)
-            if (
-                not stream.entries
-                and now - stream.used > max(HEADER_KEEP, self.limits.ttl)
-                and not occupied(stream.name)
-            ):
-                del self.streams[stream.name]
+            if stream.entries or occupied(stream.name):
+                continue
+            if now - stream.used > max(HEADER_KEEP, self.limits.ttl):
+                self.forget(stream.name)
+            else:
+                idle.append(stream)
+        if self.budget.over:
+            idle.sort(key=lambda stream: (stream.used, stream.name))
+            for stream in idle:
+                if not self.budget.over:
+                    break
+                self.forget(stream.name)
         self.budget.trim()
 
 
