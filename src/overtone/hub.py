@@ -16,14 +16,15 @@ Within one node, events to one channel reach subscribers in publish order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from overtone.apps import ClientEventsFrom
 from overtone.channels.channel import Channel
-from overtone.channels.history import StreamSnapshot, parse_position, with_offset
+from overtone.channels.history import StreamSnapshot
 from overtone.channels.subscription import SubscriptionRefused, check_subscription
-from overtone.hub_state import HubState, watchlist_event
+from overtone.hub_state import watchlist_event
+from overtone.hub_streams import HubStreams
 from overtone.protocol import errors, messages
 from overtone.protocol.channel_names import SERVER_TO_USER_PREFIX, classify, name_error
 from overtone.protocol.errors import PusherError
@@ -37,7 +38,7 @@ HISTORY_SWEEP = 5.0
 """Seconds between sweeps of expired history (reads also expire what they pass)."""
 
 
-class Hub(HubState):
+class Hub(HubStreams):
     """Everything one app's connections share on this node."""
 
     # -- connection lifecycle -------------------------------------------------------------
@@ -208,17 +209,7 @@ class Hub(HubState):
             messages.subscription_succeeded(name, payload.decode(), position, recovered),
         )
         if recovered is not None:
-            if recovered:
-                self.stats.recovered += 1
-            else:
-                self.stats.resynced += 1
-        if missed:
-            skip = self._excluded_before(name, recover)
-            wanted = parse_position(recover)
-            first = wanted.offset + 1 if wanted is not None else 0
-            for offset, event in enumerate(missed, first):
-                # Its own app's toOthers() event was not sent to it live: not replayed either.
-                self._send(session, messages.skipped(name, offset) if offset in skip else event)
+            self._replay(session, name, missed, recover)
         if recovered:
             return  # the client already has the cache channel's last event
         if channel.kind.cache:
@@ -228,24 +219,6 @@ class Hub(HubState):
                 self.hook("cache_miss", channel=name)
             else:
                 self._send(session, cached)
-
-    def _excluded_before(self, name: str, recover: object) -> set[int]:
-        """Offsets that were not sent to the recovering client's previous connection."""
-        previous = recover.get("socket_id") if isinstance(recover, dict) else None
-        if not isinstance(previous, str) or self.history is None:
-            return set()
-        return self.history.excluded_for(name, previous)
-
-    def _must_load(self, name: str, recover: object, now: float) -> bool:
-        """In a cluster, whether this subscription must wait for the shared stream: this
-        node does not follow the stream yet, or does not hold what ``recover`` asks for."""
-        history = self.history
-        if history is None or self.load_stream is None:
-            return False
-        if name in self.loading or name in self.loaded_callbacks or name not in history.streams:
-            return True
-        wanted = parse_position(recover) if recover is not None else None
-        return wanted is not None and history.since(name, wanted, now) is None
 
     def stream_loaded(self, name: str, snapshot: StreamSnapshot | None, now: float) -> None:
         """The shared store's copy of stream ``name`` arrived (``None``: unreachable);
@@ -263,35 +236,6 @@ class Hub(HubState):
             self._subscribed(session, channel, recover, now)
         for callback in callbacks:
             callback()
-
-    def when_loaded(self, name: str, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once stream ``name`` has been read from the cluster's store."""
-        assert self.load_stream is not None
-        first = name not in self.loading and name not in self.loaded_callbacks
-        self.loaded_callbacks.setdefault(name, []).append(callback)
-        if first:
-            self.load_stream(name)
-
-    def _stream_start(
-        self, name: str, recover: object, now: float
-    ) -> tuple[list[bytes] | None, bool | None, dict[str, object] | None]:
-        """``(missed events, recovered, position)`` for a subscription taking effect now.
-
-        Without ``recover`` only the position is given (``recovered`` is ``None``); with it,
-        the events after the client's position, or ``None`` and ``recovered=False`` when the
-        history no longer holds all of them (or the app keeps none). In a cluster a stream
-        this node does not follow (the shared store was unreachable) has no position.
-        """
-        history = self.history
-        missed: list[bytes] | None = None
-        if history is not None and recover is not None:
-            wanted = parse_position(recover)
-            if wanted is not None:
-                missed = history.since(name, wanted, now)
-        recovered = None if recover is None else missed is not None
-        if history is None or (self.load_stream is not None and name not in history.streams):
-            return None, recovered, None
-        return missed, recovered, history.position(name, now).to_wire()
 
     def _join(self, channel: Channel[Session], session: Session, user_id: str, info: Any) -> None:
         assert channel.roster is not None
@@ -466,24 +410,6 @@ class Hub(HubState):
             self.deliver(channel_name, payload, exclude, now)
             if self.emit is not None:
                 self.emit({"t": "ev", "c": channel_name, "p": payload.decode(), "x": exclude})
-
-    def deliver_sequenced(
-        self, name: str, payload: bytes, epoch: str, offset: int, exclude: str | None, now: float
-    ) -> None:
-        """Deliver and store an event the cluster's broker gave position ``(epoch, offset)``."""
-        stored = with_offset(payload, offset)
-        history = self.history
-        if history is None or history.record(name, epoch, offset, stored, now, exclude):
-            self.deliver(name, stored, exclude, now)
-        # else: already part of a snapshot this node merged, and replayed from there
-
-    def deliver(self, name: str, payload: bytes, exclude: str | None, now: float) -> None:
-        """Deliver an encoded event to this node's subscribers of ``name``; cache it."""
-        if classify(name).cache:
-            self.cache.put(name, payload, now)
-        channel = self.channels.get(name)
-        if channel is not None:
-            self._fan_out(channel, encode_frame(payload), exclude)
 
     def terminate_user(self, user_id: str, *, tell_cluster: bool = True) -> int:
         """Close every connection signed in, or present in a presence channel, as ``user_id``.

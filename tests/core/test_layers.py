@@ -15,13 +15,21 @@ PURE = [
     SRC / "session.py",
     SRC / "hub.py",
     SRC / "hub_state.py",
+    SRC / "hub_streams.py",
     SRC / "node.py",
     SRC / "stats.py",
     SRC / "cluster" / "coordinator.py",
     SRC / "cluster" / "sync.py",
+    SRC / "cluster" / "sequencer.py",
+    SRC / "cluster" / "broker.py",
 ]
 FORBIDDEN = {"asyncio", "socket", "selectors", "ssl", "time", "uvloop", "httpx", "redis"}
-UPPER = ("overtone.transport", "overtone.cli", "overtone.cluster.redis_broker")
+UPPER = (
+    "overtone.transport",
+    "overtone.cli",
+    "overtone.cluster.redis_broker",
+    "overtone.cluster.redis_streams",
+)
 
 
 def imported(path: Path) -> set[str]:

@@ -1,0 +1,103 @@
+"""The hub's side of channel history and recovery (protocol.md §8). Sans-I/O.
+
+:class:`HubStreams` adds to the hub's state what subscriptions and publications need from a
+channel's stream (:mod:`overtone.channels.history`): the position and missed events a
+subscription is answered with, the replay (skipping what the client's previous connection
+was excluded from), and in a cluster, delivering events the broker numbered and waiting for
+a stream this node does not follow yet (``load_stream`` / ``stream_loaded``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from overtone.channels.history import parse_position, with_offset
+from overtone.hub_state import HubState
+from overtone.protocol import messages
+from overtone.protocol.channel_names import classify
+from overtone.protocol.frames import encode_frame
+from overtone.session import Session
+
+
+class HubStreams(HubState):
+    """Delivery and the stream side of subscriptions."""
+
+    def deliver(self, name: str, payload: bytes, exclude: str | None, now: float) -> None:
+        """Deliver an encoded event to this node's subscribers of ``name``; cache it."""
+        if classify(name).cache:
+            self.cache.put(name, payload, now)
+        channel = self.channels.get(name)
+        if channel is not None:
+            self._fan_out(channel, encode_frame(payload), exclude)
+
+    def deliver_sequenced(
+        self, name: str, payload: bytes, epoch: str, offset: int, exclude: str | None, now: float
+    ) -> None:
+        """Deliver and store an event the cluster's broker gave position ``(epoch, offset)``."""
+        stored = with_offset(payload, offset)
+        history = self.history
+        if history is None or history.record(name, epoch, offset, stored, now, exclude):
+            self.deliver(name, stored, exclude, now)
+        # else: already part of a snapshot this node merged, and replayed from there
+
+    def _stream_start(
+        self, name: str, recover: object, now: float
+    ) -> tuple[list[bytes] | None, bool | None, dict[str, object] | None]:
+        """``(missed events, recovered, position)`` for a subscription taking effect now.
+
+        Without ``recover`` only the position is given (``recovered`` is ``None``); with it,
+        the events after the client's position, or ``None`` and ``recovered=False`` when the
+        history no longer holds all of them (or the app keeps none). In a cluster a stream
+        this node does not follow (the shared store was unreachable) has no position.
+        """
+        history = self.history
+        missed: list[bytes] | None = None
+        if history is not None and recover is not None:
+            wanted = parse_position(recover)
+            if wanted is not None:
+                missed = history.since(name, wanted, now)
+        recovered = None if recover is None else missed is not None
+        if history is None or (self.load_stream is not None and name not in history.streams):
+            return None, recovered, None
+        return missed, recovered, history.position(name, now).to_wire()
+
+    def _replay(
+        self, session: Session, name: str, missed: list[bytes] | None, recover: object
+    ) -> None:
+        """Count a recovery attempt and send the missed events (``None``: none can be)."""
+        if missed is None:
+            self.stats.resynced += 1
+            return
+        self.stats.recovered += 1
+        skip = self._excluded_before(name, recover)
+        wanted = parse_position(recover)
+        first = wanted.offset + 1 if wanted is not None else 0
+        for offset, event in enumerate(missed, first):
+            # Its own app's toOthers() event was not sent to it live: not replayed either.
+            self._send(session, messages.skipped(name, offset) if offset in skip else event)
+
+    def _excluded_before(self, name: str, recover: object) -> set[int]:
+        """Offsets that were not sent to the recovering client's previous connection."""
+        previous = recover.get("socket_id") if isinstance(recover, dict) else None
+        if not isinstance(previous, str) or self.history is None:
+            return set()
+        return self.history.excluded_for(name, previous)
+
+    def _must_load(self, name: str, recover: object, now: float) -> bool:
+        """In a cluster, whether this subscription must wait for the shared stream: this
+        node does not follow the stream yet, or does not hold what ``recover`` asks for."""
+        history = self.history
+        if history is None or self.load_stream is None:
+            return False
+        if name in self.loading or name in self.loaded_callbacks or name not in history.streams:
+            return True
+        wanted = parse_position(recover) if recover is not None else None
+        return wanted is not None and history.since(name, wanted, now) is None
+
+    def when_loaded(self, name: str, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once stream ``name`` has been read from the cluster's store."""
+        assert self.load_stream is not None
+        first = name not in self.loading and name not in self.loaded_callbacks
+        self.loaded_callbacks.setdefault(name, []).append(callback)
+        if first:
+            self.load_stream(name)
