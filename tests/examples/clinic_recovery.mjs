@@ -5,15 +5,15 @@
 // same app and overtone reached through a proxy the Python side can cut. The doctor changes
 // the appointment and chats before, during a network cut of the patient (stage "cut", until
 // stage "restore"), during a restart of overtone (stage "restart", until "restarted") and
-// after it. Once back from the cut the patient's page must show what it missed (replayed by
-// the recovery add-on, no reload); at the end it must show every chat line and every status
-// change exactly once, in order, whether it got them live, replayed, or by reloading after
-// `overtone:resync`.
+// after it, and sends the patient notifications. Once back from the cut the patient's page
+// must show what it missed (replayed by the recovery add-on, no reload); at the end it must
+// show every chat line, status change and notification exactly once, in order, whether it got
+// them live, replayed, or by reloading after `overtone:resync`.
 //
 // Reads CLINIC_URL, CLINIC_PATIENT_URL and CLINIC_WORK_DIR, plus lib.mjs's OVERTONE_* variables.
 import { check, scenario, sleep, stage } from '../e2e/scenarios/lib.mjs';
 
-import { ROOM, browser, chat, members, realtime, setStatus, shot, until } from './clinic_lib.mjs';
+import { ROOM, action, browser, chat, members, realtime, setStatus, shot, until } from './clinic_lib.mjs';
 
 const APP = process.env.CLINIC_URL;
 const PATIENT_APP = process.env.CLINIC_PATIENT_URL;
@@ -30,6 +30,11 @@ const patientView = (patient) =>
     changes: [...document.querySelectorAll('#appointment-a1 .changes li')].map((li) => ({
       version: Number(li.dataset.version),
       label: li.textContent.trim(),
+      source: li.dataset.source,
+    })),
+    notes: [...document.querySelectorAll('#notifications li[data-note-id]')].map((li) => ({
+      id: Number(li.dataset.noteId),
+      text: li.textContent.trim(),
       source: li.dataset.source,
     })),
     status: document.querySelector('#appointment-a1 .status').dataset.status,
@@ -80,6 +85,23 @@ scenario(
       answers.push({ what: status, broadcast: answer.body.broadcast });
     }
 
+    async function notify(text) {
+      await doctor.page.fill('#notify-text', text);
+      const answer = await action(doctor, '/notifications', () =>
+        doctor.page.click('#notify-form button[type="submit"]'),
+      );
+      check(answer.status === 200, `notify ${text}`, answer);
+      sent.push({ kind: 'note', id: answer.body.notification.id, text: answer.body.notification.text });
+      answers.push({ what: text, broadcast: answer.body.broadcast });
+    }
+    const notesOf = (view) => view.notes.map((note) => note.id).join();
+    const sentNotes = () =>
+      sent
+        .filter((s) => s.kind === 'note')
+        .map((s) => s.id)
+        .reverse()
+        .join();
+
     // Live, before anything goes wrong.
     await change('confirmed');
     await say('Good morning, João.');
@@ -93,6 +115,7 @@ scenario(
     await say('Sit down for five minutes first.');
     await change('in_progress');
     await say('I can see your last results.');
+    await notify('Your lab results are in.');
 
     // The network comes back: the page gets what it missed, without reloading.
     await stage('restore', {}, 60000);
@@ -108,6 +131,13 @@ scenario(
     await until(patient, 'the last change of the cut', () =>
       document.querySelector('#appointment-a1 .status').dataset.status === 'in_progress',
     );
+    await until(
+      patient,
+      'the notification of the cut',
+      (ids) => [...document.querySelectorAll('#notifications li[data-note-id]')].map((li) => li.dataset.noteId).join() === ids,
+      sentNotes(),
+      () => patientView(patient),
+    );
     const afterCut = await patientView(patient);
 
     // overtone restarts; the doctor goes on.
@@ -115,6 +145,7 @@ scenario(
     for (let n = 1; n <= 9; n += 1) {
       await say(`During the restart, line ${n}.`);
       if (n % 3 === 0) await change(n % 2 ? 'waiting' : 'in_progress');
+      if (n === 5) await notify('Your prescription is ready.');
       await sleep(500);
     }
     await stage('restarted', {}, 90000);
@@ -134,6 +165,14 @@ scenario(
         [...document.querySelectorAll('#appointment-a1 .changes li')].map((li) => Number(li.dataset.version)).join() ===
           vs.join(),
       [chatIds, versions],
+      () => patientView(patient),
+      CONVERGE,
+    );
+    await until(
+      patient,
+      'every notification',
+      (ids) => [...document.querySelectorAll('#notifications li[data-note-id]')].map((li) => li.dataset.noteId).join() === ids,
+      sentNotes(),
       () => patientView(patient),
       CONVERGE,
     );

@@ -8,7 +8,8 @@ overtone is stopped and the pages must still work (fail-soft).
 ``clinic_recovery.mjs``: the doctor changes the appointment and chats while the patient's
 network is cut (a proxy on 127.0.0.2 resets and refuses the patient's connections for 5 s)
 and while overtone restarts (one server: drained and started again; ``--workers 2`` on
-Redis: rolling); the patient's page must end up with every change and line exactly once.
+Redis: rolling); the patient's page must end up with every change, chat line and
+notification exactly once.
 """
 
 from __future__ import annotations
@@ -386,10 +387,12 @@ def test_clinic_patient_misses_nothing_through_a_network_cut_and_a_restart(
     patient, sent = result["patient"], result["sent"]
     lines = [(s["id"], f"Dr. Ana Souza {s['text']}") for s in sent if s["kind"] == "chat"]
     changes = [(s["version"], s["label"]) for s in sent if s["kind"] == "status"]
+    notes = [(s["id"], f"Dr. Ana Souza: {s['text']}") for s in sent if s["kind"] == "note"][::-1]
+    shown = patient["chat"] + patient["changes"] + patient["notes"]
     print(
         f"{workers} worker(s): {elapsed:.1f} s; proxy {proxy.stats()}; "
         f"{len(result['sockets'])} patient WebSockets; resyncs {patient['resyncs']}; "
-        f"sources {Counter(x['source'] for x in patient['chat'] + patient['changes'])}; "
+        f"sources {Counter(x['source'] for x in shown)}; "
         f"not broadcast: {[a['what'] for a in result['answers'] if not a['broadcast']]}"
     )
     assert result["installed"] is True  # the page loaded the add-on from overtone
@@ -397,9 +400,12 @@ def test_clinic_patient_misses_nothing_through_a_network_cut_and_a_restart(
     after_cut = result["after_cut"]
     assert after_cut["resyncs"] == [], after_cut
     assert [x["id"] for x in after_cut["chat"]] == [i for i, _ in lines[: len(after_cut["chat"])]]
-    assert {x["source"] for x in after_cut["chat"] + after_cut["changes"]} == {"live"}
+    assert {x["source"] for x in after_cut["chat"] + after_cut["changes"] + after_cut["notes"]} == {
+        "live"
+    }
     assert [(x["id"], x["text"]) for x in patient["chat"]] == lines  # each once, in order
     assert [(x["version"], x["label"]) for x in patient["changes"]] == changes
+    assert [(x["id"], x["text"]) for x in patient["notes"]] == notes  # newest first
     assert [v for v, _ in changes] == list(range(1, len(changes) + 1))
     assert (patient["status"], patient["version"]) == ("completed", len(changes))
     assert result["doctor_chat"] == [i for i, _ in lines]

@@ -48,6 +48,7 @@ from .realtime import (
     channel_rules,
     patient_channel,
     room_channel,
+    user_channel,
 )
 from .store import STATUSES, Appointment, Store
 from .users import BY_ROLE, COOKIE, USERS, CookieSigner, User
@@ -170,7 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if user is None:
             return RedirectResponse("/login", 303)
         patients = sorted({a.patient_id for a in store.appointments_for(user)})
-        start = positions(request, [patient_channel(p) for p in patients])
+        start = positions(request, [*map(patient_channel, patients), user_channel(user.id)])
         appointments = store.appointments_for(user)  # the state, read after the positions
         return page(
             request,
@@ -212,7 +213,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(404, "no such consultation room")
         if not appointment.involves(user):
             raise HTTPException(403, "this consultation is not yours")
-        start = positions(request, [patient_channel(appointment.patient_id), room_channel(room_id)])
+        channels = [patient_channel(appointment.patient_id), room_channel(room_id)]
+        start = positions(request, [*channels, user_channel(user.id)])
         appointment = store.appointment(appointment.id) or appointment  # read after positions
         messages = store.messages(room_id)
         return page(
@@ -287,6 +289,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             socket_id=socket_id_from_headers(request.headers),  # the sender shows it already
         )
         return {"ok": True, "message": message.to_json(), "broadcast": sent is not None}
+
+    @app.get("/notifications")
+    def own_notifications(request: Request) -> Any:
+        """What a page reloads when its user channel must resync."""
+        return {"notifications": notes(signed_in(request))}
 
     @app.post("/notifications")
     def notify(request: Request, notification: NotificationIn) -> Any:

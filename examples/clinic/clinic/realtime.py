@@ -42,6 +42,11 @@ def room_channel(room_id: str) -> str:
     return f"presence-consultation.{room_id}"
 
 
+def user_channel(user_id: str) -> str:
+    """Where ``send_to_user`` reaches a signed-in user (pusher-js subscribes it after sign-in)."""
+    return f"#server-to-user-{user_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """What the app reads from the environment and the optional ``.env``.

@@ -155,13 +155,15 @@
 
   const notifications = $('#notifications');
   function addNotification(note, source) {
+    if (notifications.querySelector(`li[data-note-id="${note.id}"]`)) return; // shown already
     $('.empty', notifications)?.remove();
     const item = document.createElement('li');
+    item.dataset.noteId = String(note.id);
     item.dataset.source = source;
     const sender = document.createElement('strong');
     sender.textContent = note.sender;
     item.append(sender, `: ${note.text}`);
-    notifications.prepend(item);
+    insertOrdered(notifications, item, (li) => -Number(li.dataset.noteId)); // newest first
   }
 
   const notifyState = $('#notify-state');
@@ -184,6 +186,10 @@
     }
     const ownChannel = `#server-to-user-${data.user.id}`;
     pusher.user.bind('notification', (event) => addNotification(event.notification, 'live'));
+    reloaders.set(ownChannel, async () => {
+      const answer = await getJson('/notifications');
+      for (const note of answer.notifications) addNotification(note, 'reload');
+    });
     pusher.user.bind('pusher:signin_error', () => showNotifyState('error', '(sign-in refused)'));
     pusher.connection.bind('message', (message) => {
       if (message.event === 'pusher_internal:subscription_succeeded' && message.channel === ownChannel) {
