@@ -15,7 +15,7 @@ from support.rawws import RawClient
 from support.servers import scaled
 from support.signing import signed_target
 
-KEYS = {"key": "test-key", "secret": "test-secret"}
+KEY, SECRET = "test-key", "test-secret"
 
 
 async def clustered(bus: MemoryBus) -> Server:
@@ -31,9 +31,9 @@ async def test_pipelined_answers_stay_in_order_while_one_waits_for_its_stream() 
         history = next(b.node.hubs()).history
         assert history is not None and "news" not in history.streams  # b must read it first
         position = signed_target(
-            "GET", "/apps/123456/channels/news", params={"info": "position"}, **KEYS
+            "GET", "/apps/123456/channels/news", params={"info": "position"}, key=KEY, secret=SECRET
         )
-        users = signed_target("GET", "/apps/123456/connections", **KEYS)
+        users = signed_target("GET", "/apps/123456/connections", key=KEY, secret=SECRET)
         reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
         writer.write(
             f"GET {position} HTTP/1.1\r\nHost: x\r\n\r\n"
