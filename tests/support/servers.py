@@ -74,9 +74,13 @@ def start_server(
     extra_env: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
     scheme: str = "http",
+    port: int | None = None,
 ) -> ServerProcess:
-    """Start ``python -m overtone start`` with the test app and wait until ``/up`` answers."""
-    port = free_port()
+    """Start ``python -m overtone start`` with the test app and wait until ``/up`` answers.
+
+    ``port``: listen there (e.g. a replacement for a stopped node) instead of on a free port.
+    """
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REVERB_", "OVERTONE_"))}
     env.update(
         {

@@ -73,17 +73,25 @@ class FrameReader {
 
 /**
  * A TCP proxy on 127.0.0.1 in front of overtone. `cut()` destroys every proxied connection
- * and refuses new ones (accepted, then reset) until `restore()`. `wire` lists every text
- * frame that crossed it: `{dir: 'in'|'out', conn, frame}` ('in' = server to client).
+ * and refuses new ones (accepted, then reset) until `restore()`; `cut({hold: true})` holds
+ * them instead (accepted, nothing forwarded either way, like a network dropping packets) and
+ * `restore()` forwards them then. `wire` lists every text frame that crossed it:
+ * `{dir: 'in'|'out', conn, frame}` ('in' = server to client). `retarget(port)` points later
+ * connections at another server (a load balancer switching cluster nodes);
+ * `targets[conn - 1]` is the port connection `conn` was forwarded to.
  */
 export class CutProxy {
   constructor(targetPort, targetHost = '127.0.0.1') {
     this.targetPort = targetPort;
     this.targetHost = targetHost;
     this.down = false;
+    this.holding = false;
     this.sockets = new Set();
+    this.held = new Set();
     this.accepted = 0;
     this.refused = 0;
+    this.heldCount = 0;
+    this.targets = [];
     this.wire = [];
     this.server = net.createServer((client) => this.accept(client));
   }
@@ -99,14 +107,39 @@ export class CutProxy {
   }
 
   accept(client) {
+    if (this.down && this.holding) {
+      this.hold(client);
+      return;
+    }
     if (this.down) {
       this.refused += 1;
       client.on('error', () => {});
       client.resetAndDestroy();
       return;
     }
+    this.forward(client);
+  }
+
+  /** Keep a connection made while the network is down (and what it sent) for `restore()`. */
+  hold(client) {
+    this.heldCount += 1;
+    const entry = { client, early: [] };
+    entry.onData = (chunk) => entry.early.push(chunk);
+    this.held.add(entry);
+    this.sockets.add(client);
+    client.on('error', () => {});
+    client.on('data', entry.onData);
+    client.on('close', () => {
+      this.held.delete(entry);
+      this.sockets.delete(client);
+    });
+  }
+
+  /** Connect `client` to the current target; `early` is data it sent before that. */
+  forward(client, early = []) {
     this.accepted += 1;
     const conn = this.accepted;
+    this.targets.push(this.targetPort);
     const upstream = net.connect(this.targetPort, this.targetHost);
     const pair = [client, upstream];
     const inbound = new FrameReader((text) => this.log('in', conn, text));
@@ -120,10 +153,12 @@ export class CutProxy {
         for (const other of pair) other.destroy();
       });
     }
-    client.on('data', (chunk) => {
+    const send = (chunk) => {
       outbound.push(chunk);
       upstream.write(chunk);
-    });
+    };
+    early.forEach(send);
+    client.on('data', send);
     upstream.on('data', (chunk) => {
       inbound.push(chunk);
       client.write(chunk);
@@ -140,14 +175,31 @@ export class CutProxy {
     this.wire.push({ dir, conn, frame });
   }
 
-  /** The network goes away: every connection is reset, new ones are refused. */
-  cut() {
+  /**
+   * The network goes away: every connection is reset, new ones are refused (or held, with
+   * `hold: true`, until `restore()`).
+   */
+  cut({ hold = false } = {}) {
     this.down = true;
+    this.holding = hold;
     for (const socket of this.sockets) socket.resetAndDestroy();
   }
 
+  /** The network is back: connections held meanwhile reach the (current) target now. */
   restore() {
     this.down = false;
+    const held = [...this.held];
+    this.held.clear();
+    for (const { client, early, onData } of held) {
+      client.off('data', onData);
+      if (!client.destroyed) this.forward(client, early);
+    }
+  }
+
+  /** Forward the connections accepted from now on to `port` (open ones stay where they are). */
+  retarget(port, host = this.targetHost) {
+    this.targetPort = port;
+    this.targetHost = host;
   }
 
   close() {
@@ -224,11 +276,11 @@ export function stateLog(client) {
 /**
  * Cut `proxies` (one or a list) for `seconds` (at least; a fixed network outage, not a
  * timeout) while `during()` runs, then restore them; return `during()`'s result and how long
- * the cut lasted.
+ * the cut lasted. `options` go to `cut()` (`{hold: true}`).
  */
-export async function cutWhile(proxies, seconds, during) {
+export async function cutWhile(proxies, seconds, during, options = {}) {
   const all = Array.isArray(proxies) ? proxies : [proxies];
-  for (const proxy of all) proxy.cut();
+  for (const proxy of all) proxy.cut(options);
   const started = Date.now();
   const result = await during();
   const left = seconds * 1000 - (Date.now() - started);

@@ -1,0 +1,141 @@
+// The add-on in headless Chromium against a cluster (OVERTONE_PORTS: three nodes on one Redis;
+// Debian's /usr/bin/chromium via playwright-core). The page (browser/recovery.html) loads
+// pusher-js's browser build from a local static server and the add-on from node 2's own
+// /overtone/recovery.js, and connects through a TCP proxy to node 0. 20 events arrive live; the
+// proxy resets the connection and refuses new ones for at least 5 s while 100 more are
+// published through node 2's HTTP API; it comes back forwarding to node 1, 30 more follow at
+// once and a last one once the page has them all. Every event must be on the page once, in
+// order. Optional: OVERTONE_CHROMIUM (default /usr/bin/chromium).
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import { chromium } from 'playwright-core';
+
+import { E2E_DIR, check, env, ms, nodePort, onExit, ports, scenario, sdkAt } from './lib.mjs';
+import { CutProxy, cutWhile, publish, range } from './recovery_lib.mjs';
+import { answers, lastConnection } from './recovery_cluster_lib.mjs';
+
+const CHANNEL = 'recovery-cluster-browser';
+const EVENT = 'tick';
+const ADD_ON_ORIGIN = `http://${env.host}:${nodePort(2)}`;
+
+/** A static server on 127.0.0.1 for the page and pusher-js's browser build only. */
+async function servePage() {
+  const server = createServer((request, response) => {
+    const pathname = new URL(request.url, 'http://x').pathname;
+    if (pathname === '/') {
+      const page = readFileSync(path.join(E2E_DIR, 'browser/recovery.html'), 'utf8');
+      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      response.end(page.replaceAll('{{OVERTONE_ORIGIN}}', ADD_ON_ORIGIN));
+    } else if (pathname === '/pusher.js') {
+      response.writeHead(200, { 'content-type': 'text/javascript' });
+      const build = path.join(E2E_DIR, 'node_modules/pusher-js/dist/web/pusher.min.js');
+      response.end(readFileSync(build));
+    } else {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  onExit(() => server.close());
+  return `http://127.0.0.1:${server.address().port}/`;
+}
+
+async function launch() {
+  const userDataDir = mkdtempSync(path.join(tmpdir(), 'overtone-chromium-'));
+  onExit(() => rmSync(userDataDir, { recursive: true, force: true }));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.OVERTONE_CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    timeout: ms(15000),
+    viewport: { width: 800, height: 400 },
+  });
+  onExit(() => context.close());
+  return context.pages()[0] ?? (await context.newPage());
+}
+
+scenario(
+  'recovery_cluster_browser',
+  async () => {
+    check(ports.length === 3, 'OVERTONE_PORTS must list three nodes', ports);
+    const sdk = sdkAt(2);
+    const proxy = await new CutProxy(nodePort(0)).start();
+    const origin = await servePage();
+    const page = await launch();
+    const problems = [];
+    const scripts = [];
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    page.on('console', (message) => {
+      // A refused WebSocket is logged as an error while the network is cut: that is the test.
+      if (message.type() === 'error' && !message.text().includes('WebSocket')) {
+        problems.push(`console: ${message.text()}`);
+      }
+    });
+    page.on('response', (response) => {
+      if (response.url().endsWith('.js')) {
+        scripts.push({ url: response.url(), status: response.status() });
+      }
+    });
+
+    const query = new URLSearchParams({
+      host: env.host,
+      port: proxy.port,
+      key: env.key,
+      channel: CHANNEL,
+    });
+    await page.goto(`${origin}?${query}`, { timeout: ms(10000) });
+    await page.waitForFunction(
+      () => document.getElementById('status').textContent === 'subscribed',
+      null,
+      { timeout: ms(10000) },
+    );
+    const count = () => page.evaluate(() => window.received.length);
+    const waitCount = (n, timeout) =>
+      page.waitForFunction((n) => window.received.length >= n, n, { timeout: ms(timeout) });
+    const firstSocket = await page.evaluate(() => window.socketId());
+
+    await publish(sdk, CHANNEL, EVENT, range(1, 20));
+    await waitCount(20, 5000);
+    const before = await page.evaluate(() => window.position());
+    const { cut_ms: cutMs } = await cutWhile(proxy, 5, async () => {
+      await publish(sdk, CHANNEL, EVENT, range(21, 120), 20);
+      proxy.retarget(nodePort(1));
+    });
+    check((await count()) === 20, 'nothing arrives while the network is cut');
+    await publish(sdk, CHANNEL, EVENT, range(121, 150));
+    await waitCount(150, 30000);
+    await publish(sdk, CHANNEL, EVENT, [151]);
+    await page.waitForFunction(() => window.received.includes(151), null, { timeout: ms(5000) });
+
+    return {
+      received: await page.evaluate(() => window.received),
+      listed: await page.$$eval('#events li', (items) => items.length),
+      resyncs: await page.evaluate(() => window.resyncs),
+      states: await page.evaluate(() => window.states),
+      position_before_cut: before,
+      position_after: await page.evaluate(() => window.position()),
+      first_socket: firstSocket,
+      last_socket: await page.evaluate(() => window.socketId()),
+      proxy_targets: proxy.targets,
+      subscribes: proxy.subscribes(CHANNEL),
+      successes: answers(proxy, CHANNEL),
+      last: lastConnection(proxy, CHANNEL, EVENT),
+      scripts,
+      user_agent: await page.evaluate(() => navigator.userAgent),
+      problems,
+      cut_ms: cutMs,
+    };
+  },
+  90000,
+);
