@@ -56,6 +56,7 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.history
 
 clean:
 	rm -rf $(VENV) $(E2E)/node_modules $(CLINIC)/node_modules .mypy_cache .ruff_cache .pytest_cache
