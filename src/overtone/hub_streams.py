@@ -24,9 +24,9 @@ class HubStreams(HubState):
 
     def deliver(self, name: str, payload: bytes, exclude: str | None, now: float) -> None:
         """Deliver an encoded event to this node's subscribers of ``name``; cache it."""
-        if classify(name).cache:
-            self.cache.put(name, payload, now)
         channel = self.channels.get(name)
+        if (channel.kind if channel is not None else classify(name)).cache:
+            self.cache.put(name, payload, now)
         if channel is not None:
             self._fan_out(channel, encode_frame(payload), exclude)
 
@@ -72,9 +72,16 @@ class HubStreams(HubState):
         skip = self._excluded_before(name, recover)
         wanted = parse_position(recover)
         first = wanted.offset + 1 if wanted is not None else 0
-        for offset, event in enumerate(missed, first):
+        frames = [
             # Its own app's toOthers() event was not sent to it live: not replayed either.
-            self._send(session, messages.skipped(name, offset) if offset in skip else event)
+            encode_frame(messages.skipped(name, offset) if offset in skip else event)
+            for offset, event in enumerate(missed, first)
+        ]
+        if frames:  # one write for the whole replay (a reconnect storm replays a lot)
+            joined = b"".join(frames)
+            session.write(joined)
+            self.stats.messages_out += len(frames)
+            self.stats.bytes_out += len(joined)
 
     def _excluded_before(self, name: str, recover: object) -> set[int]:
         """Offsets that were not sent to the recovering client's previous connection."""

@@ -39,8 +39,17 @@ class FakeClient:
         self.session = self.hub.connect(self._write, self._close, self.origin, self.now)
         return self
 
-    def _write(self, frame: bytes) -> None:
-        self.sent.append(json.loads(payload_of(frame)))
+    def _write(self, data: bytes) -> None:
+        """One frame, or several written together (a recovery replay): each is recorded."""
+        while data:
+            length = data[1] & 0x7F
+            header = 2 if length < 126 else 4 if length == 126 else 10
+            if length == 126:
+                length = int.from_bytes(data[2:4], "big")
+            elif length == 127:
+                length = int.from_bytes(data[2:10], "big")
+            frame, data = data[: header + length], data[header + length :]
+            self.sent.append(json.loads(payload_of(frame)))
 
     def _close(self, code: int, reason: str) -> None:
         self.closed_with = (code, reason)

@@ -28,8 +28,10 @@ import orjson
 HEADER_KEEP = 3_600.0
 """Seconds a stream header is kept after its last use while nobody here is subscribed."""
 
-ENTRY_OVERHEAD = 120
-"""Bytes charged per stored event on top of its payload (tuple, deque slot, order entry)."""
+ENTRY_OVERHEAD = 260
+"""Bytes charged per stored event on top of its payload: the entry tuple, its offset and
+time objects, the bytes object header, deque slots and the eviction-order record. Measured
+(``benchmarks.history``): about 450 bytes of process memory per held 200-byte event."""
 
 HEADER_COST = 1_000
 """Bytes charged per stream header (the object, its empty deque, name and epoch: ~0.9 KB)."""

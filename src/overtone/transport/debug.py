@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 log = logging.getLogger("overtone.frames")
 
 
-def frame_payload(frame: bytes) -> bytes:
-    """The payload of an unmasked server frame."""
-    length = frame[1] & 0x7F
-    offset = 2 if length < 126 else 4 if length == 126 else 10
-    return frame[offset:]
+def payloads(data: bytes) -> Iterator[bytes]:
+    """The payloads of the unmasked server frames written together in ``data``."""
+    start = 0
+    while start + 2 <= len(data):
+        length = data[start + 1] & 0x7F
+        header = 2
+        if length == 126:
+            length, header = int.from_bytes(data[start + 2 : start + 4], "big"), 4
+        elif length == 127:
+            length, header = int.from_bytes(data[start + 2 : start + 10], "big"), 10
+        yield data[start + header : start + header + length]
+        start += header + length
 
 
 def debug_writer(write: Callable[[bytes], None]) -> Callable[[bytes], None]:
-    """Wrap a transport ``write`` so that each outgoing frame is logged."""
+    """Wrap a transport ``write`` so that each outgoing frame is logged (a replay writes
+    several frames at once: each is logged)."""
 
-    def logged(frame: bytes) -> None:
-        log.debug("-> %s", frame_payload(frame)[:2000].decode("utf-8", "replace"))
-        write(frame)
+    def logged(data: bytes) -> None:
+        for payload in payloads(data):
+            log.debug("-> %s", payload[:2000].decode("utf-8", "replace"))
+        write(data)
 
     return logged
