@@ -32,7 +32,6 @@ from typing import Any
 import orjson
 
 from benchmarks.history_report import (
-    ENTRY_OVERHEAD,
     fanout_figures,
     fanout_table,
     memory_figures,
@@ -41,6 +40,7 @@ from benchmarks.history_report import (
     recovery_table,
 )
 from benchmarks.run import ROOT, Server, raise_nofile, run_client
+from overtone.channels.history import ENTRY_OVERHEAD
 
 HISTORY_MEMORY = 64 * 1_048_576  # OVERTONE_HISTORY_MEMORY's default
 STORED_EVENT = 202  # bytes of one stored event of benchmarks.history_client's memory mode

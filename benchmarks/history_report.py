@@ -7,10 +7,10 @@ import statistics
 from typing import Any
 
 from benchmarks.report import Result, Row, Runs, dig, is_num, number, pick, table
+from overtone.channels.history import ENTRY_OVERHEAD  # what the node cap charges per event
 
 TARGET_FANOUT = 0.95  # fan-out with history on >= 0.95x off
 TARGET_P99_MS = 0.2  # p99 with history on <= off + 0.2 ms
-ENTRY_OVERHEAD = 120  # bytes the node cap charges per event on top of its payload
 MIB = 1_048_576
 ON, OFF = "on", "off"
 
