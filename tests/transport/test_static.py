@@ -71,3 +71,15 @@ async def test_served_under_the_path_prefix(path: str, expected: int) -> None:
     assert status == expected
     assert body == ADD_ON
     assert headers["cache-control"] == "public, max-age=3600"
+
+
+async def test_a_cached_copy_is_revalidated_without_its_body(live: Server) -> None:
+    etag = (await request(live.port, b"GET /overtone/recovery.js HTTP/1.1"))[1]["etag"]
+    get = b"GET /overtone/recovery.js HTTP/1.1\r\nIf-None-Match: "
+    status, headers, body = await request(live.port, get + etag.encode())
+    assert (status, body) == (304, b"")
+    assert headers["etag"] == etag
+    assert headers["cache-control"] == "public, max-age=3600"
+    assert (await request(live.port, get + b'"other", ' + etag.encode()))[0] == 304
+    stale = await request(live.port, get + b'"an-older-version"')
+    assert (stale[0], stale[2]) == (200, ADD_ON)

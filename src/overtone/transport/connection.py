@@ -36,7 +36,7 @@ from overtone.protocol.frames import (
 )
 from overtone.protocol.handshake import check_host, check_upgrade, response_101
 from overtone.session import Session, WriteFrame
-from overtone.transport.http import error_response, response
+from overtone.transport.http import error_response, response, revalidated
 from overtone.transport.ops import route_kind
 
 if TYPE_CHECKING:
@@ -54,6 +54,11 @@ IN_BODY = -1
 
 class _Abort(Exception):
     """Raised inside an httptools callback to stop parsing; the response is already sent."""
+
+
+Request = tuple[str, str, str, bytes, bool, bytes | None, bytes | None]
+"""A complete HTTP request as :meth:`Connection._answer` takes it: method, target, path,
+body, keep-alive, ``Authorization`` and ``If-None-Match``."""
 
 
 class Connection(asyncio.Protocol):
@@ -92,7 +97,7 @@ class Connection(asyncio.Protocol):
         self.hub: Hub | None = None
         self.session: Session | None = None
         self.closing = False
-        self.waiting: list[tuple[str, str, str, bytes, bool, bytes | None]] | None = None
+        self.waiting: list[Request] | None = None
         """Requests that arrived while an earlier one waits for its answer (``None``: none
         is waiting)."""
 
@@ -222,7 +227,16 @@ class Connection(asyncio.Protocol):
                 self._refuse(missing_host.status, missing_host.message)
                 raise _Abort
         keep_alive = bool(parser.should_keep_alive()) and not self.ctx.stopping
-        request = (method, target, path, self.body, keep_alive, self.headers.get(b"authorization"))
+        headers = self.headers
+        request = (
+            method,
+            target,
+            path,
+            self.body,
+            keep_alive,
+            headers.get(b"authorization"),
+            headers.get(b"if-none-match"),
+        )
         self.url = b""
         self.headers = {}
         self.body = b""
@@ -240,6 +254,7 @@ class Connection(asyncio.Protocol):
         body: bytes,
         keep_alive: bool,
         authorization: bytes | None,
+        if_none_match: bytes | None,
     ) -> None:
         """Answer one HTTP request, or start waiting for what its answer needs."""
         ops = self.ctx.ops
@@ -253,9 +268,8 @@ class Connection(asyncio.Protocol):
             self._defer(result.deferred, method, path, keep_alive, started)
             return
         self.ctx.latency.observe(route_kind(path), time.perf_counter() - started, result.status)
-        self._respond(
-            method, result.status, result.body, result.content_type, result.headers, keep_alive
-        )
+        status, content = revalidated(result.status, result.body, result.headers, if_none_match)
+        self._respond(method, status, content, result.content_type, result.headers, keep_alive)
 
     def _respond(
         self,

@@ -29,6 +29,23 @@ def response(
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
+def revalidated(
+    status: int,
+    body: bytes,
+    headers: tuple[tuple[bytes, bytes], ...],
+    if_none_match: bytes | None,
+) -> tuple[int, bytes]:
+    """``(304, b"")`` when the request's ``If-None-Match`` names the answer's ETag (or is
+    ``*``), else the answer unchanged: a cached add-on is revalidated without its body."""
+    if status != 200 or if_none_match is None:
+        return status, body
+    etag = next((value for name, value in headers if name.lower() == b"etag"), None)
+    wanted = {tag.strip() for tag in if_none_match.split(b",")}
+    if etag is not None and (etag in wanted or b"*" in wanted):
+        return 304, b""
+    return status, body
+
+
 def error_response(
     status: int,
     message: str,
