@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from cluster.test_redis_nodes import cluster_env, eventually, sdk
+from ops.test_restart import restart
 from support.rawws import RawClient
 from support.redis_server import RedisServer
-from support.servers import APP_ID, ServerProcess, start_server
+from support.servers import APP_ID, ServerProcess, scaled, start_server
 from support.signing import signed_target
 
 
@@ -114,4 +115,41 @@ async def test_redis_that_lost_its_data_means_a_new_epoch(
         back.close()
     finally:
         for node in nodes:
+            node.stop()
+
+
+async def test_overtone_restart_cluster_keeps_positions(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """``overtone restart --cluster`` drains every node in turn; each is started again on its
+    port (the process manager's job), and a client recovers everything it missed."""
+    env = {**cluster_env(redis_server), "OVERTONE_RESTART_STAGGER": "0.5"}
+    nodes = [start_server(tmp_path, env) for _ in range(2)]
+    replacements: list[ServerProcess] = []
+    try:
+        client, first = await subscribe(nodes[0], "news")
+        epoch = first["position"]["epoch"]
+        trigger(nodes[1], "one")
+        assert await offsets(client, 1) == [("one", 1)]
+        result = await asyncio.to_thread(restart, nodes[0], "--cluster")
+        assert result.returncode == 0, result.stderr
+        names = iter(["two", "three", "four", "five"])
+        for node in nodes:  # as each node drains and exits, publish on the other, restart it
+            assert await asyncio.to_thread(node.process.wait, scaled(15)) == 0
+            up = next((n for n in (*nodes, *replacements) if n.process.poll() is None), None)
+            if up is not None:
+                trigger(up, next(names))
+            replacements.append(start_server(tmp_path, env, port=node.port))
+        trigger(replacements[0], "last")
+        back, answer = await subscribe(
+            replacements[1], "news", recover={"epoch": epoch, "offset": 1}
+        )
+        assert answer["recovered"] is True
+        missed = await offsets(back, answer["position"]["offset"] - 1)
+        assert [offset for _, offset in missed] == list(range(2, answer["position"]["offset"] + 1))
+        assert missed[-1][0] == "last"
+        client.close()
+        back.close()
+    finally:
+        for node in (*nodes, *replacements):
             node.stop()
