@@ -177,15 +177,20 @@ def _app_from_env(env: Env) -> App | None:
             "OVERTONE_PRESENCE_MAX_MEMBERS", base.max_presence_members, int_value(1)
         ),
         cache_ttl=env.get("OVERTONE_CACHE_TTL", base.cache_ttl, float_value(1)),
-        history=HistoryLimits(
-            enabled=env.get("OVERTONE_HISTORY_ENABLED", base.history.enabled, bool_value),
-            max_events=env.get(
-                "OVERTONE_HISTORY_MAX_EVENTS", base.history.max_events, int_value(1)
-            ),
-            ttl=env.get("OVERTONE_HISTORY_TTL", base.history.ttl, float_value(1)),
-        ),
+        history=_history(env),
         webhook_urls=env.get("OVERTONE_WEBHOOK_URL", (), urls),
         webhook_events=env.get("OVERTONE_WEBHOOK_EVENTS", None, webhook_events),
+    )
+
+
+def _history(env: Env) -> HistoryLimits:
+    """``OVERTONE_HISTORY_*`` for the app of the ``REVERB_APP_*`` variables (or the
+    development app)."""
+    base = HistoryLimits()
+    return HistoryLimits(
+        enabled=env.get("OVERTONE_HISTORY_ENABLED", base.enabled, bool_value),
+        max_events=env.get("OVERTONE_HISTORY_MAX_EVENTS", base.max_events, int_value(1)),
+        ttl=env.get("OVERTONE_HISTORY_TTL", base.ttl, float_value(1)),
     )
 
 
@@ -209,7 +214,7 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
                 "APP_ENV=production but no app is configured: set REVERB_APP_ID, "
                 "REVERB_APP_KEY and REVERB_APP_SECRET (or OVERTONE_APPS_FILE)"
             )
-        apps = [DEV_APP]
+        apps = [replace(DEV_APP, history=_history(env))]
     if production:
         for app in apps:
             if app.key == DEV_APP.key or app.secret == DEV_APP.secret:

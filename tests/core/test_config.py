@@ -219,3 +219,12 @@ def test_bad_apps_file_history(tmp_path: Path, table: str, words: str) -> None:
     path.write_text(f"[[apps]]\nid = 'a'\nkey = 'k'\nsecret = 's'\n{table}\n")
     with pytest.raises(ConfigError, match=words):
         load_settings({"OVERTONE_APPS_FILE": str(path)})
+
+
+def test_the_development_app_honours_the_history_variables() -> None:
+    settings = load_settings({"OVERTONE_HISTORY_ENABLED": "false"})
+    assert settings.using_dev_app
+    assert settings.apps[0].key == DEV_APP.key
+    assert settings.apps[0].history.enabled is False
+    with pytest.raises(ConfigError, match="OVERTONE_HISTORY_TTL"):
+        load_settings({"OVERTONE_HISTORY_TTL": "soon"})
