@@ -205,6 +205,8 @@ def test_history_is_incomplete_once_events_were_evicted() -> None:
     [
         ({"since": "x"}, "since must be an integer"),
         ({"since": "1.5"}, "since must be an integer"),
+        ({"since": "+5"}, "since must be an integer"),
+        ({"since": "1_0"}, "since must be an integer"),
         ({"since": "-1"}, "since must be >= 0"),
         ({"limit": "x"}, "limit must be an integer"),
         ({"limit": "0"}, "limit must be between 1 and 1000"),

@@ -272,10 +272,10 @@ def _int_param(
     raw = query.get(key)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(400, f"{key} must be an integer, not {raw[:32]!r}") from None
+    digits = raw[1:] if raw.startswith("-") else raw
+    if not (digits.isascii() and digits.isdigit()):  # int() would take "+5", " 5", "1_0"
+        raise BadRequest(400, f"{key} must be an integer, not {raw[:32]!r}")
+    value = int(raw)
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
         raise BadRequest(400, f"{key} must be {bound}")
