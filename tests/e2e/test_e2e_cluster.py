@@ -9,6 +9,7 @@ import signal
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,18 +75,26 @@ def wait_for_cluster(nodes: list[ServerProcess]) -> None:
     wait_until("the probe connections to be gone", lambda: all(connections(n) == 0 for n in nodes))
 
 
-@pytest.fixture
-def nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[ServerProcess]]:
-    """Three ``overtone start`` nodes on one Redis, joined; stopped (by PID) afterwards."""
+@contextmanager
+def joined_nodes(tmp_path: Path, env: dict[str, str], count: int) -> Iterator[list[ServerProcess]]:
+    """``count`` ``overtone start`` nodes with ``env`` (a cluster on one Redis), joined;
+    stopped (by PID) afterwards."""
     started: list[ServerProcess] = []
     try:
-        for _ in range(3):
-            started.append(start_server(tmp_path, cluster_env(redis_server)))
+        for _ in range(count):
+            started.append(start_server(tmp_path, env))
         wait_for_cluster(started)
         yield started
     finally:
         for node in started:
             node.stop()
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[ServerProcess]]:
+    """Three ``overtone start`` nodes on one Redis, joined; stopped (by PID) afterwards."""
+    with joined_nodes(tmp_path, cluster_env(redis_server), 3) as started:
+        yield started
 
 
 def run(nodes: list[ServerProcess], name: str, timeout: float = 30) -> Json:

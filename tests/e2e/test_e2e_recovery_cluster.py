@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from e2e.e2e_helpers import CHROMIUM, Json, Scenario, run_scenario
-from e2e.test_e2e_cluster import cluster_env, wait_for_cluster
+from e2e.test_e2e_cluster import cluster_env, joined_nodes
 from support.redis_server import RedisServer
 from support.servers import ServerProcess, scaled, start_server
 
@@ -37,15 +37,8 @@ def node_env(redis: RedisServer) -> dict[str, str]:
 @pytest.fixture
 def nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[ServerProcess]]:
     """Three joined ``overtone start`` nodes on one Redis, keeping 1000 events per channel."""
-    started: list[ServerProcess] = []
-    try:
-        for _ in range(3):
-            started.append(start_server(tmp_path, node_env(redis_server)))
-        wait_for_cluster(started)
+    with joined_nodes(tmp_path, node_env(redis_server), 3) as started:
         yield started
-    finally:
-        for node in started:
-            node.stop()
 
 
 def run(nodes: list[ServerProcess], name: str, timeout: float) -> Json:

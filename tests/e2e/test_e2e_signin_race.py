@@ -11,9 +11,9 @@ import pytest
 
 from cluster.test_redis_nodes import cluster_env
 from e2e.e2e_helpers import Json, run_scenario
-from e2e.test_e2e_cluster import wait_for_cluster
+from e2e.test_e2e_cluster import joined_nodes
 from support.redis_server import RedisServer
-from support.servers import ServerProcess, start_server
+from support.servers import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -31,15 +31,8 @@ def test_send_to_user_right_after_signin_on_one_node(server: ServerProcess) -> N
 
 @pytest.fixture
 def two_nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    try:
-        for _ in range(2):
-            started.append(start_server(tmp_path, cluster_env(redis_server)))
-        wait_for_cluster(started)
+    with joined_nodes(tmp_path, cluster_env(redis_server), 2) as started:
         yield started
-    finally:
-        for node in started:
-            node.stop()
 
 
 def test_send_to_user_right_after_signin_across_a_cluster(two_nodes: list[ServerProcess]) -> None:

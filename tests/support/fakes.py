@@ -13,15 +13,26 @@ from overtone.session import Session
 
 def payload_of(frame: bytes) -> bytes:
     """The payload of one unmasked server frame (checked to be a single FIN text frame)."""
-    assert frame[0] == 0x81, f"not a FIN text frame: {frame[:2]!r}"
-    length = frame[1] & 0x7F
-    offset = 2 if length < 126 else 4 if length == 126 else 10
-    if length == 126:
-        length = int.from_bytes(frame[2:4], "big")
-    elif length == 127:
-        length = int.from_bytes(frame[2:10], "big")
-    assert len(frame) == offset + length
-    return frame[offset:]
+    [payload] = payloads_of(frame)
+    return payload
+
+
+def payloads_of(data: bytes) -> list[bytes]:
+    """The payloads of the unmasked server frames written together in ``data``, each checked
+    to be a complete FIN text frame (a recovery replay writes several at once)."""
+    found = []
+    while data:
+        assert data[0] == 0x81, f"not a FIN text frame: {data[:2]!r}"
+        length = data[1] & 0x7F
+        offset = 2 if length < 126 else 4 if length == 126 else 10
+        if length == 126:
+            length = int.from_bytes(data[2:4], "big")
+        elif length == 127:
+            length = int.from_bytes(data[2:10], "big")
+        assert len(data) >= offset + length, "truncated frame"
+        found.append(data[offset : offset + length])
+        data = data[offset + length :]
+    return found
 
 
 @dataclass
@@ -41,15 +52,7 @@ class FakeClient:
 
     def _write(self, data: bytes) -> None:
         """One frame, or several written together (a recovery replay): each is recorded."""
-        while data:
-            length = data[1] & 0x7F
-            header = 2 if length < 126 else 4 if length == 126 else 10
-            if length == 126:
-                length = int.from_bytes(data[2:4], "big")
-            elif length == 127:
-                length = int.from_bytes(data[2:10], "big")
-            frame, data = data[: header + length], data[header + length :]
-            self.sent.append(json.loads(payload_of(frame)))
+        self.sent.extend(json.loads(payload) for payload in payloads_of(data))
 
     def _close(self, code: int, reason: str) -> None:
         self.closed_with = (code, reason)

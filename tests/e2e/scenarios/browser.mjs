@@ -2,12 +2,11 @@
 // page using pusher-js's browser build and laravel-echo's IIFE build from node_modules. At stage
 // "subscribed" the Python side triggers two `headline` events; the page lists them in the DOM.
 // Optional: OVERTONE_SCREENSHOT (a PNG path), OVERTONE_CHROMIUM (default /usr/bin/chromium).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { chromium } from 'playwright-core';
+import { chromiumPage } from './chromium.mjs';
 
 import { E2E_DIR, env, ms, onExit, scenario, stage } from './lib.mjs';
 
@@ -38,26 +37,7 @@ scenario(
   'browser',
   async () => {
     const origin = await servePage();
-    const userDataDir = mkdtempSync(path.join(tmpdir(), 'overtone-chromium-'));
-    onExit(() => rmSync(userDataDir, { recursive: true, force: true }));
-    const context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: process.env.OVERTONE_CHROMIUM || '/usr/bin/chromium',
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-      timeout: ms(15000),
-      viewport: { width: 800, height: 400 },
-    });
-    onExit(() => context.close());
-    const page = context.pages()[0] ?? (await context.newPage());
+    const page = await chromiumPage();
     const problems = [];
     const sockets = [];
     page.on('websocket', (socket) => sockets.push(socket.url()));

@@ -5,12 +5,11 @@
 // are published; 30 more follow right after it comes back, and a last one once the page has
 // them all. Every event must be on the page once, in order, recovered from overtone's history.
 // Optional: OVERTONE_CHROMIUM (default /usr/bin/chromium).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { chromium } from 'playwright-core';
+import { chromiumPage } from './chromium.mjs';
 
 import { E2E_DIR, check, env, ms, onExit, scenario, serverSdk } from './lib.mjs';
 import { CutProxy, cutWhile, publish, range } from './recovery_lib.mjs';
@@ -45,26 +44,7 @@ scenario(
     const sdk = serverSdk();
     const proxy = await new CutProxy(env.port).start();
     const origin = await servePage();
-    const userDataDir = mkdtempSync(path.join(tmpdir(), 'overtone-chromium-'));
-    onExit(() => rmSync(userDataDir, { recursive: true, force: true }));
-    const context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: process.env.OVERTONE_CHROMIUM || '/usr/bin/chromium',
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-      timeout: ms(15000),
-      viewport: { width: 800, height: 400 },
-    });
-    onExit(() => context.close());
-    const page = context.pages()[0] ?? (await context.newPage());
+    const page = await chromiumPage();
     const problems = [];
     const scripts = [];
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));

@@ -6,12 +6,11 @@
 // published through node 2's HTTP API; it comes back forwarding to node 1, 30 more follow at
 // once and a last one once the page has them all. Every event must be on the page once, in
 // order. Optional: OVERTONE_CHROMIUM (default /usr/bin/chromium).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { chromium } from 'playwright-core';
+import { chromiumPage } from './chromium.mjs';
 
 import { E2E_DIR, check, env, ms, nodePort, onExit, ports, scenario, sdkAt } from './lib.mjs';
 import { CutProxy, cutWhile, publish, range } from './recovery_lib.mjs';
@@ -42,28 +41,6 @@ async function servePage() {
   return `http://127.0.0.1:${server.address().port}/`;
 }
 
-async function launch() {
-  const userDataDir = mkdtempSync(path.join(tmpdir(), 'overtone-chromium-'));
-  onExit(() => rmSync(userDataDir, { recursive: true, force: true }));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.OVERTONE_CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    timeout: ms(15000),
-    viewport: { width: 800, height: 400 },
-  });
-  onExit(() => context.close());
-  return context.pages()[0] ?? (await context.newPage());
-}
 
 scenario(
   'recovery_cluster_browser',
@@ -72,7 +49,7 @@ scenario(
     const sdk = sdkAt(2);
     const proxy = await new CutProxy(nodePort(0)).start();
     const origin = await servePage();
-    const page = await launch();
+    const page = await chromiumPage();
     const problems = [];
     const scripts = [];
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
