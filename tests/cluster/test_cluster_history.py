@@ -43,6 +43,17 @@ def events(client: FakeClient) -> list[tuple[str, int]]:
     return [(m["event"], m["offset"]) for m in client.take()]
 
 
+def answer_once_loaded(answer: Response) -> Response:
+    """A deferred HTTP answer, completed as the transport does once its stream is loaded (the
+    bus loads at once)."""
+    deferred = answer.deferred
+    assert deferred is not None
+    ready: list[Response] = []
+    deferred.hub.when_loaded(deferred.channel, lambda: ready.append(deferred.answer()))
+    [final] = ready
+    return final
+
+
 def test_every_node_gives_the_same_offsets_and_position() -> None:
     bus = Bus()
     a, b = node(bus, "a"), node(bus, "b")
@@ -124,14 +135,7 @@ def test_positions_over_http_wait_for_the_store() -> None:
     )
     hub = hub_of(b)
     hub.history.clear()  # type: ignore[union-attr]  # b follows nothing
-    answer = api.handle("GET", target, b"", bus.now, time.time())
-    assert answer.deferred is not None
-    ready: list[Response] = []
-    answer.deferred.hub.when_loaded(
-        answer.deferred.channel,
-        lambda: ready.append(answer.deferred.answer()),  # type: ignore[union-attr]
-    )
-    [final] = ready
+    final = answer_once_loaded(api.handle("GET", target, b"", bus.now, time.time()))
     assert final.status == 200
     assert json.loads(final.body)["position"]["offset"] == 2
     followed = api.handle("GET", target, b"", bus.now, time.time())
@@ -146,11 +150,4 @@ def test_history_api_answers_503_when_the_store_is_unreachable() -> None:
     target = signed_target(
         "GET", "/apps/1/channels/news/history", params={"since": "0"}, key="key", secret="secret"
     )
-    answer = api.handle("GET", target, b"", bus.now, time.time())
-    assert answer.deferred is not None
-    ready: list[Response] = []
-    answer.deferred.hub.when_loaded(
-        answer.deferred.channel,
-        lambda: ready.append(answer.deferred.answer()),  # type: ignore[union-attr]
-    )
-    assert ready[0].status == 503
+    assert answer_once_loaded(api.handle("GET", target, b"", bus.now, time.time())).status == 503
