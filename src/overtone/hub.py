@@ -174,9 +174,9 @@ class Hub(HubStreams):
             assert self.load_stream is not None
             if not receiving:  # withheld until answered; the answer replays what it missed
                 channel.pending = (channel.pending or set()) | {session.socket_id}
-            first = name not in self.loading and name not in self.loaded_callbacks
+            reading = self._reading(name)
             self.loading.setdefault(name, []).append((session, recover))
-            if first:
+            if not reading:  # after registering: a store may answer at once
                 self.load_stream(name)
             return
         self._subscribed(session, channel, recover, now)

@@ -96,7 +96,7 @@ class HubStreams(HubState):
         history = self.history
         if history is None or self.load_stream is None:
             return False
-        if name in self.loading or name in self.loaded_callbacks or name not in history.streams:
+        if self._reading(name) or name not in history.streams:
             return True
         wanted = parse_position(recover) if recover is not None else None
         return wanted is not None and history.since(name, wanted, now) is None
@@ -104,7 +104,11 @@ class HubStreams(HubState):
     def when_loaded(self, name: str, callback: Callable[[], None]) -> None:
         """Call ``callback`` once stream ``name`` has been read from the cluster's store."""
         assert self.load_stream is not None
-        first = name not in self.loading and name not in self.loaded_callbacks
+        reading = self._reading(name)
         self.loaded_callbacks.setdefault(name, []).append(callback)
-        if first:
+        if not reading:  # after registering: a store may answer at once
             self.load_stream(name)
+
+    def _reading(self, name: str) -> bool:
+        """Whether stream ``name`` is being read from the cluster's store already."""
+        return name in self.loading or name in self.loaded_callbacks

@@ -287,35 +287,6 @@ def test_record_respects_max_events() -> None:
     assert history.since("c", Position("X", 1), 0) is None
 
 
-def test_adopt_learns_a_header_without_events() -> None:
-    history = make()
-    history.adopt("c", "X", 10, 0)
-    assert history.position("c", 0) == Position("X", 10)
-    assert history.since("c", Position("X", 10), 0) == []
-    assert history.since("c", Position("X", 9), 0) is None
-    stored = history.append("c", event("next"), 0)
-    assert orjson.loads(stored)["offset"] == 11
-
-
-def test_adopt_keeps_what_it_knows_unless_told_of_more() -> None:
-    history = make()
-    stored = publish(history, "c", 3)  # epoch e1, offset 3
-    history.adopt("c", "e1", 2, 0)  # older news: nothing changes
-    assert history.since("c", Position("e1", 0), 0) == stored
-    history.adopt("c", "e1", 3, 0)  # the same: nothing changes
-    assert history.since("c", Position("e1", 0), 0) == stored
-    history.adopt("c", "e1", 5, 0)  # ahead: what is held here has a hole after it
-    assert history.position("c", 0) == Position("e1", 5)
-    assert history.since("c", Position("e1", 3), 0) is None
-    assert history.budget.used == 0
-    history.adopt("c", "Z", 1, 0)  # another epoch replaces the stream
-    assert history.position("c", 0) == Position("Z", 1)
-    assert history.since("c", Position("e1", 5), 0) is None
-
-
-# -- forgetting -----------------------------------------------------------------------------
-
-
 def test_forget_and_clear_start_new_epochs() -> None:
     history = make()
     publish(history, "a", 2)

@@ -246,14 +246,6 @@ class History:
         self._store(stream, offset, payload, now, exclude)
         return True
 
-    def adopt(self, name: str, epoch: str, offset: int, now: float) -> None:
-        """Learn a stream's header from elsewhere when this node does not know it yet."""
-        stream = self.streams.get(name)
-        if stream is None or stream.epoch != epoch or offset > stream.offset:
-            self.forget(name)
-            stream = self._create(name, epoch, offset)
-            stream.used = now
-
     def merge(self, name: str, snapshot: StreamSnapshot, now: float) -> None:
         """Combine a shared store's copy of a stream with what this node follows.
 
