@@ -5,9 +5,9 @@
 // it forwards to node 1. 20 more are published right after, racing the reconnect, and a last
 // one once the client has them all. Every event must arrive once, in order, recovered by node 1
 // from the history the cluster shares.
-import { check, nodePort, ports, scenario, sdkAt, waitUntil } from './lib.mjs';
-import { CutProxy, cutWhile, recoveringClient } from './recovery_lib.mjs';
-import { Publisher, answers, lastConnection } from './recovery_cluster_lib.mjs';
+import { nodePort, scenario, waitUntil } from './lib.mjs';
+import { cutWhile } from './recovery_lib.mjs';
+import { Publisher, answers, lastConnection, subscribedThroughNodeZero } from './recovery_cluster_lib.mjs';
 
 const CHANNEL = 'recovery-cluster-drop';
 const EVENT = 'tick';
@@ -15,13 +15,11 @@ const EVENT = 'tick';
 scenario(
   'recovery_cluster_drop',
   async () => {
-    check(ports.length === 3, 'OVERTONE_PORTS must list three nodes', ports);
-    const sdks = ports.map((_, node) => sdkAt(node));
-    const proxy = await new CutProxy(nodePort(0)).start();
-    const client = recoveringClient('pusher-js-8', proxy, CHANNEL, EVENT);
-    await client.subscribed();
-    const firstSocket = client.pusher.connection.socket_id;
-    const base = proxy.successes(CHANNEL)[0].position.offset;
+    const { sdks, proxy, client, firstSocket, base } = await subscribedThroughNodeZero(
+      'pusher-js-8',
+      CHANNEL,
+      EVENT,
+    );
     const publisher = new Publisher(sdks, CHANNEL, EVENT, { node: 1, base });
 
     await publisher.publish(20);

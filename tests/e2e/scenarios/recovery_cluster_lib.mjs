@@ -1,8 +1,8 @@
 // Helpers of the cluster recovery scenarios (recovery_cluster_*.mjs): a publisher that moves
 // between the nodes of a cluster without reordering its events, and what the wire log of a
 // CutProxy says about a channel's last connection.
-import { check, poll, sleep } from './lib.mjs';
-import { httpPosition } from './recovery_lib.mjs';
+import { check, nodePort, poll, ports, sdkAt, sleep } from './lib.mjs';
+import { CutProxy, httpPosition, recoveringClient } from './recovery_lib.mjs';
 
 /** A bound on what one publisher sends (a runaway loop fails instead of flooding). */
 const MAX_EVENTS = 5000;
@@ -150,3 +150,19 @@ export function lastConnection(proxy, channel, event) {
 /** `{position, recovered}` of every `subscription_succeeded` of `channel` on the wire. */
 export const answers = (proxy, channel) =>
   proxy.successes(channel).map(({ position, recovered }) => ({ position, recovered }));
+
+/**
+ * The start every cluster scenario shares: an SDK per node of the three, a CutProxy to node 0,
+ * and a recovering `flavour` client subscribed to `channel` through it; with the client's first
+ * socket id and the channel's offset when it subscribed.
+ */
+export async function subscribedThroughNodeZero(flavour, channel, event) {
+  check(ports.length === 3, 'OVERTONE_PORTS must list three nodes', ports);
+  const sdks = ports.map((_, node) => sdkAt(node));
+  const proxy = await new CutProxy(nodePort(0)).start();
+  const client = recoveringClient(flavour, proxy, channel, event);
+  await client.subscribed();
+  const firstSocket = client.pusher.connection.socket_id;
+  const base = proxy.successes(channel)[0].position.offset;
+  return { sdks, proxy, client, firstSocket, base };
+}

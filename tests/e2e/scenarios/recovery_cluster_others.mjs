@@ -7,9 +7,9 @@
 // resubscribe names the previous connection (`recover.socket_id`), node 1 recovers and sends
 // `pusher_internal:skipped` for 2 and 4 and the events 3 and 5; the app gets 1, 3, 5 and the
 // live 6, never 2 or 4, and no resync.
-import { check, nodePort, ports, scenario, sdkAt, waitUntil } from './lib.mjs';
-import { CutProxy, cutWhile, recoveringClient } from './recovery_lib.mjs';
-import { Publisher, answers, lastConnection, numbered } from './recovery_cluster_lib.mjs';
+import { nodePort, scenario, waitUntil } from './lib.mjs';
+import { cutWhile } from './recovery_lib.mjs';
+import { Publisher, answers, lastConnection, numbered, subscribedThroughNodeZero } from './recovery_cluster_lib.mjs';
 
 const CHANNEL = 'recovery-cluster-others';
 const EVENT = 'tick';
@@ -17,15 +17,14 @@ const EVENT = 'tick';
 scenario(
   'recovery_cluster_others',
   async () => {
-    check(ports.length === 3, 'OVERTONE_PORTS must list three nodes', ports);
-    const sdks = ports.map((_, node) => sdkAt(node));
-    const proxy = await new CutProxy(nodePort(0)).start();
-    const client = recoveringClient('pusher-js-8', proxy, CHANNEL, EVENT);
-    await client.subscribed();
+    const { sdks, proxy, client, base } = await subscribedThroughNodeZero(
+      'pusher-js-8',
+      CHANNEL,
+      EVENT,
+    );
     const channelEvents = [];
     client.pusher.channel(CHANNEL).bind_global((event) => channelEvents.push(event));
     const socketId = client.pusher.connection.socket_id;
-    const base = proxy.successes(CHANNEL)[0].position.offset;
     const publisher = new Publisher(sdks, CHANNEL, EVENT, { node: 1, base });
     const others = { socket_id: socketId };
 

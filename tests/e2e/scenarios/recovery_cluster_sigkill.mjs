@@ -4,9 +4,8 @@
 // going away); at the stage "kill" the Python side SIGKILLs node 0. Echo reconnects through
 // the proxy to node 1, recovers there what node 0 never sent, and then gets the live events:
 // every event once, in order.
-import { check, nodePort, ports, scenario, sdkAt, stage, waitUntil } from './lib.mjs';
-import { CutProxy, recoveringClient } from './recovery_lib.mjs';
-import { Publisher, answers, lastConnection } from './recovery_cluster_lib.mjs';
+import { nodePort, scenario, stage, waitUntil } from './lib.mjs';
+import { Publisher, answers, lastConnection, subscribedThroughNodeZero } from './recovery_cluster_lib.mjs';
 
 const CHANNEL = 'recovery-cluster-sigkill';
 const EVENT = 'tick';
@@ -14,13 +13,11 @@ const EVENT = 'tick';
 scenario(
   'recovery_cluster_sigkill',
   async () => {
-    check(ports.length === 3, 'OVERTONE_PORTS must list three nodes', ports);
-    const sdks = ports.map((_, node) => sdkAt(node));
-    const proxy = await new CutProxy(nodePort(0)).start();
-    const client = recoveringClient('laravel-echo', proxy, CHANNEL, EVENT);
-    await client.subscribed();
-    const firstSocket = client.pusher.connection.socket_id;
-    const base = proxy.successes(CHANNEL)[0].position.offset;
+    const { sdks, proxy, client, firstSocket, base } = await subscribedThroughNodeZero(
+      'laravel-echo',
+      CHANNEL,
+      EVENT,
+    );
     // The add-on's position when the connection to node 0 is lost: what it recovers from.
     let lost = null;
     client.pusher.connection.bind('state_change', ({ previous }) => {
