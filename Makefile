@@ -31,6 +31,10 @@ system-deps:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@# Rolling restarts of --workers: connections queued on a worker that stops listening move
+	@# to the others instead of being reset (Linux >= 5.14; docs/deploy.md). Best effort.
+	@if [ "$$(id -u)" = 0 ] && [ -w /proc/sys/net/ipv4/tcp_migrate_req ]; then \
+		echo 1 > /proc/sys/net/ipv4/tcp_migrate_req; fi
 
 $(E2E_STAMP): $(E2E)/package.json $(E2E)/package-lock.json
 	cd $(E2E) && npm ci --no-audit --no-fund --loglevel=error

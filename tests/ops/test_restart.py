@@ -65,12 +65,15 @@ async def test_rolling_restart_of_workers_under_load_refuses_nothing(
             nonlocal attempts, refused
             while not stop.is_set():
                 attempts += 1
+                probe = None
                 try:
                     probe = await RawClient.connect(server.port)
                     await probe.established()
-                    probe.close()
                 except (OSError, AssertionError, asyncio.IncompleteReadError, TimeoutError):
                     refused += 1
+                finally:
+                    if probe is not None:
+                        probe.close()
                 await asyncio.sleep(0.01)
 
         load = asyncio.create_task(keep_connecting())

@@ -337,10 +337,6 @@ class Connection(asyncio.Protocol):
             )
             self._finish_http()
             raise _Abort
-        if self.ctx.stopping:
-            transport.write(error_response(503, "Server is shutting down"))
-            self._finish_http()
-            raise _Abort
         transport.write(response_101(outcome))
         if self.timer is not None:
             self.timer.cancel()
@@ -372,6 +368,12 @@ class Connection(asyncio.Protocol):
             origin.decode("latin-1") if origin is not None else None,
             self.ctx.loop.time(),
         )
+        if self.session is not None and self.ctx.stopping:
+            # Accepted just before the drain began: told to reconnect (4200) like every
+            # other client, so pusher-js goes straight to another node or worker.
+            self.hub.close_session(self.session, errors.SERVER_SHUTTING_DOWN)
+            self.session = None
+            return
         if self.session is not None and self.ctx.debug:
             log.debug("%s connected to app %s", self.session.socket_id, app.id)
 
