@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable, Sequence
 
 from overtone import __version__
-from overtone.cli import deploy, doctor, install, restart, start
+from overtone.cli import deploy, doctor, install, restart, start, top
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -15,7 +15,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"overtone {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (start, restart, doctor, install, deploy):
+    for module in (start, restart, doctor, install, deploy, top):
         module.register(commands)
     return parser
 
