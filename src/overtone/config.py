@@ -78,6 +78,8 @@ class Settings:
     scaling: Scaling | None = None
     metrics_token: str | None = None
     max_connections: int | None = None
+    dashboard_password: str | None = None
+    """Turns the dashboard on (``{path}/dashboard``, Basic user ``overtone``)."""
     tls_cert: str | None = None
     tls_key: str | None = None
     log_format: str = "text"
@@ -273,6 +275,7 @@ def _scaling(env: Env) -> Scaling | None:
         return None
     url = env.raw("REDIS_URL")
     if url is None:
+        dashboard_password=env.raw("OVERTONE_DASHBOARD_PASSWORD") or None,
         scheme = env.get("REDIS_SCHEME", "tcp", str_value).lower()
         tls = scheme in ("tls", "rediss")
         host = env.get("REDIS_HOST", "127.0.0.1", str_value)

@@ -16,7 +16,7 @@ Within one node, events to one channel reach subscribers in publish order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 from overtone.apps import ClientEventsFrom
@@ -53,6 +53,11 @@ class Hub(HubStreams):
             write(frame)
             self._count_error(refusal, frame)
             close(refusal.code or 4200, refusal.message)
+            if self.trace is not None:
+                self.trace(
+                    "connection_refused",
+                    {"code": refusal.code, "message": refusal.message, "origin": origin},
+                )
             return None
         session = Session(self._new_socket_id(), write, close, now)
         self.sessions[session.socket_id] = session
@@ -62,6 +67,8 @@ class Hub(HubStreams):
         self._send(
             session, messages.connection_established(session.socket_id, self.app.activity_timeout)
         )
+        if self.trace is not None:
+            self.trace("connected", {"socket_id": session.socket_id, "origin": origin})
         return session
 
     def _refusal(self, origin: str | None) -> PusherError | None:
@@ -74,8 +81,9 @@ class Hub(HubStreams):
             return errors.OVER_QUOTA
         return None
 
-    def disconnect(self, session: Session) -> None:
-        """Forget a session whose connection is gone (idempotent)."""
+    def disconnect(self, session: Session, code: int | None = None) -> None:
+        """Forget a session whose connection is gone (idempotent); ``code`` is the close
+        code either side sent (``None``: the connection just went away)."""
         if session.closed:
             return
         session.closed = True
@@ -87,13 +95,15 @@ class Hub(HubStreams):
             self._sign_out(session)
         if self.emit is not None:
             self.emit({"t": "conn", "d": -1})
+        if self.trace is not None:
+            self.trace("disconnected", {"socket_id": session.socket_id, "code": code})
 
     def close_session(self, session: Session, err: PusherError) -> None:
         """Send ``err``, close with its code, and forget the session at once."""
         if session.closed:
             return
         self._send_error(session, err)
-        self.disconnect(session)
+        self.disconnect(session, err.code or 4200)
         session.close(err.code or 4200, err.message)
 
     def close_all(self, err: PusherError) -> None:
@@ -147,6 +157,10 @@ class Hub(HubStreams):
         elif event == "pusher:unsubscribe":
             if isinstance(data, dict) and isinstance(data.get("channel"), str):
                 self._leave(session, data["channel"])
+                if self.trace is not None:
+                    self.trace(
+                        "unsubscribed", {"socket_id": session.socket_id, "channel": data["channel"]}
+                    )
         elif event == "pusher:signin":
             self._sign_in(session, data)
         elif event.startswith("client-"):
@@ -163,6 +177,16 @@ class Hub(HubStreams):
             member = check_subscription(self.app, session, data, self.presence_members)
         except SubscriptionRefused as refused:
             self._send(session, messages.subscription_error(name, refused.message, refused.status))
+            if self.trace is not None:
+                self.trace(
+                    "subscription_refused",
+                    {
+                        "socket_id": session.socket_id,
+                        "channel": name if isinstance(name, str) else None,
+                        "code": refused.status,
+                        "message": refused.message,
+                    },
+                )
             return
         assert isinstance(name, str)
         receiving = name in session.channels  # e.g. its #server-to-user channel since sign-in
@@ -208,6 +232,11 @@ class Hub(HubStreams):
             session,
             messages.subscription_succeeded(name, payload.decode(), position, recovered),
         )
+        if self.trace is not None:
+            self.trace(
+                "subscribed",
+                {"socket_id": session.socket_id, "channel": name, "user_id": session.user_id},
+            )
         if recovered is not None:
             self._replay(session, name, missed, recover)
         if recovered:
@@ -240,6 +269,11 @@ class Hub(HubStreams):
     def _join(self, channel: Channel[Session], session: Session, user_id: str, info: Any) -> None:
         assert channel.roster is not None
         first_here = channel.roster.join(session.socket_id, user_id, info)
+        if first_here and self.trace is not None:
+            self.trace(
+                "member_added",
+                {"socket_id": session.socket_id, "channel": channel.name, "user_id": user_id},
+            )
         if self.emit is not None:
             self.emit({"t": "join", "c": channel.name, "u": user_id, "i": info})
         if first_here and user_id not in self.remote.channel_users(channel.name):
@@ -267,6 +301,11 @@ class Hub(HubStreams):
         if channel.roster is not None:
             user_id = channel.roster.by_socket.get(session.socket_id)
             gone = channel.roster.leave(session.socket_id)
+            if gone is not None and self.trace is not None:
+                self.trace(
+                    "member_removed",
+                    {"socket_id": session.socket_id, "channel": name, "user_id": gone},
+                )
             if user_id is not None and self.emit is not None:
                 self.emit({"t": "leave", "c": name, "u": user_id})
             if gone is not None and gone not in self.remote.channel_users(name):
@@ -317,6 +356,17 @@ class Hub(HubStreams):
         self.deliver(name, payload, session.socket_id, now)
         if self.emit is not None:
             self.emit({"t": "ev", "c": name, "p": payload.decode(), "x": session.socket_id})
+        if self.trace is not None:
+            self.trace(
+                "client_event",
+                {
+                    "socket_id": session.socket_id,
+                    "channel": name,
+                    "event": event,
+                    "user_id": user_id,
+                    "data": data,
+                },
+            )
         if self.webhook is not None and self.app.wants_webhook("client_event"):
             fields: dict[str, Any] = {
                 "channel": name,
@@ -355,6 +405,8 @@ class Hub(HubStreams):
         first_here = not sessions
         sessions.add(session)
         self._send(session, messages.plain_event("pusher:signin_success", {"user_data": user_data}))
+        if self.trace is not None:
+            self.trace("signin", {"socket_id": session.socket_id, "user_id": user_id})
         # Server-to-user events reach the connection from now on, not only once the client's
         # own subscribe arrives: an app may call sendToUser as soon as sign-in succeeded.
         self._add_subscriber(session, SERVER_TO_USER_PREFIX + user_id)
@@ -386,10 +438,16 @@ class Hub(HubStreams):
     # -- publishing -----------------------------------------------------------------------
 
     def publish(
-        self, name: str, channels: Iterable[str], data: str, exclude: str | None, now: float
+        self, name: str, channels: Sequence[str], data: str, exclude: str | None, now: float
     ) -> None:
         """Deliver an event everywhere in the cluster except to socket ``exclude``."""
         history = self.history
+        if self.trace is not None:
+            for channel_name in channels:
+                self.trace(
+                    "api_event",
+                    {"channel": channel_name, "event": name, "data": data, "socket_id": exclude},
+                )
         for channel_name in channels:
             payload = messages.event(name, channel_name, data)
             assert payload is not None  # data is a str: always encodable
@@ -428,4 +486,9 @@ class Hub(HubStreams):
             self.close_session(session, errors.TERMINATED)
         if tell_cluster and self.emit is not None:
             self.emit({"t": "term", "u": user_id})
+        if self.trace is not None:
+            self.trace(
+                "terminated",
+                {"user_id": user_id, "message": f"{len(targets)} connection(s) closed here"},
+            )
         return len(targets)

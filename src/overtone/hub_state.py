@@ -26,6 +26,9 @@ from overtone.session import Session
 from overtone.stats import AppStats
 
 Emit = Callable[[dict[str, Any]], None]
+Trace = Callable[[str, dict[str, Any]], None]
+"""Receives ``(kind, fields)`` for each thing the debug console shows (see
+:mod:`overtone.dashboard.console` for the kinds and fields)."""
 
 DEFAULT_HISTORY_MEMORY = 64 * 1_048_576
 """Bytes of history a hub may hold when no node-wide budget is given."""
@@ -79,6 +82,9 @@ class HubState:
         """Set by the cluster layer; ``None`` on a single node (nothing to tell anyone)."""
         self.webhook: Emit | None = None
         """Set by the transport when the app has webhook URLs; receives webhook events."""
+        self.trace: Trace | None = None
+        """Set while a dashboard console watches this node; ``None`` otherwise, so the
+        hot paths pay one attribute test when nobody watches."""
 
     # -- output ---------------------------------------------------------------------------
 
@@ -143,6 +149,10 @@ class HubState:
         frame = encode_frame(messages.error(err))
         session.write(frame)
         self._count_error(err, frame)
+        if self.trace is not None:
+            self.trace(
+                "error", {"socket_id": session.socket_id, "code": err.code, "message": err.message}
+            )
 
     def _count_error(self, err: PusherError, frame: bytes) -> None:
         self.stats.sent(frame)

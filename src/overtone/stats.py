@@ -13,6 +13,7 @@ class AppStats:
     """Messages and bytes in and out, connections opened and closed, errors by code."""
 
     __slots__ = (
+        "api_requests",
         "bytes_in",
         "bytes_out",
         "connections_closed",
@@ -32,6 +33,8 @@ class AppStats:
         self.connections_opened = 0
         self.connections_closed = 0
         self.errors: Counter[int] = Counter()
+        self.api_requests = 0
+        """HTTP API requests to this app whose signature was valid."""
         self.recovered = 0
         """Subscriptions that asked to recover and got every missed event."""
         self.resynced = 0

@@ -14,6 +14,8 @@ id ``""``:
 - ``restart`` (sent by ``overtone restart``): every node drains and exits, one after the
   other (rank among live nodes times ``OVERTONE_RESTART_STAGGER`` seconds), for its process
   manager to start it again.
+- ``load``: a node's figures and debug-console entries, sent once a second only while a
+  dashboard is open somewhere in the cluster (see :mod:`overtone.dashboard.service`).
 
 A node also reads its own envelopes back: they tell it where its own changes sit in the
 broker's order, which decides the webhooks that must be sent once cluster-wide.
@@ -84,6 +86,8 @@ class Coordinator:
         self.hubs: dict[str, Hub] = {}
         self.on_restart: Callable[[int], None] | None = None
         """Called with this node's rank among live nodes when a restart is requested."""
+        self.on_load: Callable[[str, dict[str, Any], float], None] | None = None
+        """Called with ``(sender, message, now)`` for each other node's ``load`` report."""
         for app in node.registry:
             hub = node.hub(app)
             self.hubs[app.id] = hub
@@ -151,6 +155,10 @@ class Coordinator:
 
     def _announce(self, now: float) -> None:
         self._queue("", {"t": "hello", **self.state(now)})
+
+    def send_load(self, report: dict[str, Any]) -> None:
+        """Queue this node's ``load`` report (the dashboard's figures and console)."""
+        self._queue("", {**report, "t": "load"})
 
     def leave(self) -> None:
         """Queue a ``bye`` (clean shutdown)."""
@@ -280,6 +288,8 @@ class Coordinator:
         if kind == "bye":
             log.info("node %s left", sender)
             self._forget(sender)
+        elif kind == "load" and self.on_load is not None:
+            self.on_load(sender, message, now)
         elif kind == "restart" and self.on_restart is not None:
             rank = sorted([*self.last_seen, self.node_id]).index(self.node_id)
             self.on_restart(rank)

@@ -134,6 +134,7 @@ class Api:
         if not app.enabled:
             return _error(403, "Application is disabled")
         hub = self.node.hub(app)
+        hub.stats.api_requests += 1
         handler = getattr(self, handler_name)
         call = Call(hub, app, dict(params), body, arg, now)
         try:

@@ -17,6 +17,8 @@ from urllib.parse import parse_qs
 
 import httptools
 
+from overtone.dashboard.access import client_address
+from overtone.dashboard.service import FEED_HEAD, DashboardService, Feed
 from overtone.http.api import Deferred
 from overtone.hub import Hub
 from overtone.protocol import errors, messages
@@ -56,9 +58,9 @@ class _Abort(Exception):
     """Raised inside an httptools callback to stop parsing; the response is already sent."""
 
 
-Request = tuple[str, str, str, bytes, bool, bytes | None, bytes | None]
+Request = tuple[str, str, str, bytes, bool, dict[bytes, bytes]]
 """A complete HTTP request as :meth:`Connection._answer` takes it: method, target, path,
-body, keep-alive, ``Authorization`` and ``If-None-Match``."""
+body, keep-alive and the headers (names lower-cased)."""
 
 
 class Connection(asyncio.Protocol):
@@ -68,6 +70,7 @@ class Connection(asyncio.Protocol):
         "body",
         "closing",
         "ctx",
+        "feed",
         "frames",
         "header_bytes",
         "header_count",
@@ -97,6 +100,8 @@ class Connection(asyncio.Protocol):
         self.hub: Hub | None = None
         self.session: Session | None = None
         self.closing = False
+        self.feed: Feed | None = None
+        """Set while this connection streams the dashboard's feed."""
         self.waiting: list[Request] | None = None
         """Requests that arrived while an earlier one waits for its answer (``None``: none
         is waiting)."""
@@ -116,6 +121,9 @@ class Connection(asyncio.Protocol):
         if self.session is not None and self.hub is not None:
             self.hub.disconnect(self.session)
             self.session.write = _discard
+        if self.feed is not None and self.ctx.dashboard is not None:
+            self.ctx.dashboard.close_feed(self.feed)
+            self.feed = None
         self.parser = None
 
     def data_received(self, data: bytes) -> None:
@@ -227,16 +235,7 @@ class Connection(asyncio.Protocol):
                 self._refuse(missing_host.status, missing_host.message)
                 raise _Abort
         keep_alive = bool(parser.should_keep_alive()) and not self.ctx.stopping
-        headers = self.headers
-        request = (
-            method,
-            target,
-            path,
-            self.body,
-            keep_alive,
-            headers.get(b"authorization"),
-            headers.get(b"if-none-match"),
-        )
+        request = (method, target, path, self.body, keep_alive, self.headers)
         self.url = b""
         self.headers = {}
         self.body = b""
@@ -253,14 +252,17 @@ class Connection(asyncio.Protocol):
         path: str,
         body: bytes,
         keep_alive: bool,
-        authorization: bytes | None,
-        if_none_match: bytes | None,
+        headers: dict[bytes, bytes],
     ) -> None:
         """Answer one HTTP request, or start waiting for what its answer needs."""
         ops = self.ctx.ops
         if ops is not None and ops.handles(path):
-            status, content, content_type = ops.handle(path, target, authorization)
+            status, content, content_type = ops.handle(path, target, headers.get(b"authorization"))
             self._respond(method, status, content, content_type, (), keep_alive)
+            return
+        dashboard = self.ctx.dashboard
+        if dashboard is not None and dashboard.routes.handles(path):
+            self._dashboard(dashboard, method, target, body, keep_alive, headers)
             return
         started = time.perf_counter()
         result = self.ctx.api.handle(method, target, body, self.ctx.loop.time(), time.time())
@@ -268,8 +270,44 @@ class Connection(asyncio.Protocol):
             self._defer(result.deferred, method, path, keep_alive, started)
             return
         self.ctx.latency.observe(route_kind(path), time.perf_counter() - started, result.status)
-        status, content = revalidated(result.status, result.body, result.headers, if_none_match)
+        status, content = revalidated(
+            result.status, result.body, result.headers, headers.get(b"if-none-match")
+        )
         self._respond(method, status, content, result.content_type, result.headers, keep_alive)
+
+    def _dashboard(
+        self,
+        dashboard: DashboardService,
+        method: str,
+        target: str,
+        body: bytes,
+        keep_alive: bool,
+        headers: dict[bytes, bytes],
+    ) -> None:
+        """Answer a request under ``{path}/dashboard``, or start streaming its feed."""
+        transport = self.transport
+        assert transport is not None
+        peer = transport.get_extra_info("peername")
+        address = client_address(
+            str(peer[0]) if isinstance(peer, tuple) and peer else None,
+            headers.get(b"x-forwarded-for"),
+        )
+        answer = dashboard.routes.handle(
+            method, target, headers, body, address, self.ctx.loop.time()
+        )
+        if isinstance(answer, str):  # FEED: this response stays open
+            transport.write(FEED_HEAD)
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            self.parser = None  # anything more the client sends is ignored
+            self.feed = Feed(transport.write, transport.get_write_buffer_size, self._finish_http)
+            dashboard.open_feed(self.feed)
+            return
+        status, content = revalidated(
+            answer.status, answer.body, answer.headers, headers.get(b"if-none-match")
+        )
+        self._respond(method, status, content, answer.content_type, answer.headers, keep_alive)
 
     def _respond(
         self,

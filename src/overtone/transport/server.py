@@ -23,6 +23,7 @@ from overtone.cluster.broker import Broker, BrokerFactory
 from overtone.cluster.coordinator import Coordinator
 from overtone.cluster.redis_broker import RedisBroker
 from overtone.config import Scaling, Settings
+from overtone.dashboard.service import DashboardService
 from overtone.http.api import Api
 from overtone.hub import Hub
 from overtone.node import Node
@@ -60,6 +61,7 @@ class ServerContext:
     latency: Latency = field(default_factory=Latency)
     protocol_closes: Counter[int] = field(default_factory=Counter)
     ops: OpsHandler | None = None
+    dashboard: DashboardService | None = None
 
     def over_capacity(self) -> None:
         """Log (at most once a minute) that connections are refused with 4100."""
@@ -138,6 +140,9 @@ class Server:
         self.webhooks: WebhookSender | None = None
         self.stop_requested = asyncio.Event()
         self._loads: set[asyncio.Task[None]] = set()
+        self.node_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        """This process's name in the cluster and on the dashboard."""
+        self.dashboard: DashboardService | None = None
         self._port = 0
 
     @property
@@ -154,6 +159,8 @@ class Server:
         self._start_webhooks()
         if self.settings.scaling is not None or self.broker_factory is not None:
             await self._join_cluster(self.settings.scaling or Scaling(redis_url=""))
+        dashboard = self.dashboard = ctx.dashboard = DashboardService(self, self.node_id)
+        dashboard.start()  # after joining: it listens to the other nodes' reports
         tls = self._tls_context()
         if sock is not None:
             self._server = await loop.create_server(
@@ -202,7 +209,7 @@ class Server:
 
     async def _join_cluster(self, scaling: Scaling) -> None:
         loop = asyncio.get_running_loop()
-        node_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        node_id = self.node_id
         flush_scheduled = False
 
         def flush() -> None:
@@ -308,6 +315,8 @@ class Server:
         """
         ctx = self.ctx
         assert ctx is not None and self._server is not None
+        if self.dashboard is not None:
+            self.dashboard.stop()
         if ctx.stopping:
             return
         ctx.stopping = True
@@ -348,6 +357,14 @@ async def serve(settings: Settings, on_ready: Callable[[Server], None] | None = 
             pid_path.write_text(f"{os.getpid()}\n")
     log.info(
         "Starting server on %s://%s:%d%s (up to %d connections)",
+    if server.dashboard is not None and server.dashboard.enabled:
+        log.info(
+            "Dashboard on %s://%s:%d%s/dashboard/ (user overtone)",
+            settings.scheme,
+            "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host,
+            server.port,
+            settings.path,
+        )
         settings.scheme,
         settings.host,
         server.port,

@@ -63,6 +63,11 @@ class WebhookSender:
         self.dropped = 0
         self._last_drop_log = float("-inf")
 
+    @property
+    def queued(self) -> int:
+        """Events waiting to be sent (retries included)."""
+        return len(self._queue) + len(self._retries)
+
     def start(self) -> None:
         """Start the delivery task."""
         self._client = httpx.AsyncClient(timeout=TIMEOUT)
