@@ -13,7 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from support.servers import APP_ID, APP_KEY, APP_SECRET, ServerProcess, scaled, start_server
+from overtone.doctor import config_checks
+from overtone.doctor.report import Status
+from support.servers import (
+    APP_ID,
+    APP_KEY,
+    APP_SECRET,
+    ServerProcess,
+    free_port,
+    scaled,
+    start_server,
+)
 
 
 def doctor(tmp_path: Path, env_text: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -165,3 +175,77 @@ async def test_probe_diagnoses_a_proxy_that_drops_upgrade(
     assert result.returncode == 1
     assert "[FAIL] WebSocket handshake: the server never saw the Upgrade header" in result.stdout
     assert "proxy_set_header Upgrade $http_upgrade" in result.stdout
+
+
+def test_dashboard_password_warnings(tmp_path: Path) -> None:
+    short = doctor(tmp_path, good_env(free_port(), OVERTONE_DASHBOARD_PASSWORD="hunter2"))
+    assert short.returncode == 0, short.stdout  # a warning, not a failure
+    assert "[warn] dashboard password: OVERTONE_DASHBOARD_PASSWORD has 7 characters" in short.stdout
+    assert "secrets.token_urlsafe" in short.stdout
+    assert "dashboard over TLS" not in short.stdout  # not production
+    production = good_env(
+        free_port(),
+        APP_ENV="production",
+        REVERB_HOST="ws.example.com",
+        REVERB_PORT="443",
+        REVERB_SCHEME="https",
+        OVERTONE_DASHBOARD_PASSWORD="a-long-random-dashboard-password",
+    )
+    clear = doctor(tmp_path, production)
+    assert "[ok]   dashboard password: 32 characters" in clear.stdout
+    assert "[warn] dashboard over TLS: the dashboard is on in production" in clear.stdout
+    assert "password in clear text" in clear.stdout and "ssh -L" in clear.stdout
+    off = doctor(tmp_path, good_env(free_port()))
+    assert "dashboard" not in off.stdout
+
+
+def nginx_site(tmp_path: Path, port: int, *flags: str) -> str:
+    """What `overtone deploy nginx` generates for overtone on ``port``."""
+    env = tmp_path / "nginx.env"
+    env.write_text(f"REVERB_SERVER_PORT={port}\n")
+    flags = ("--server-name", "ws.example.com", *flags)
+    result = subprocess.run(
+        [sys.executable, "-m", "overtone", "deploy", "nginx", "--env-file", str(env), *flags],
+        capture_output=True,
+        text=True,
+        timeout=scaled(30),
+        check=True,
+    )
+    return result.stdout
+
+
+def test_dashboard_tls_seen_in_nginx_sites(tmp_path: Path) -> None:
+    production = {
+        "APP_ENV": "production",
+        "REVERB_SERVER_PORT": "8080",
+        "OVERTONE_DASHBOARD_PASSWORD": "a-long-random-dashboard-password",
+    }
+    tls = nginx_site(tmp_path, 8080, "--ssl-cert", "/etc/ssl/ws.pem", "--ssl-key", "/etc/ssl/k")
+    plain = nginx_site(tmp_path, 8080)
+    snippet = nginx_site(tmp_path, 8080, "--locations-only")
+    laravel = (
+        "server {\n    listen 443 ssl;\n    ssl_certificate /etc/ssl/app.pem;\n"
+        "    include snippets/overtone.conf;\n}\n"
+    )
+    root = tmp_path / "nginx"
+    (root / "conf.d").mkdir(parents=True)
+    (root / "sites-enabled").mkdir()
+    (root / "snippets").mkdir()
+    (root / "conf.d" / "ws.conf").write_text(tls)
+    sites = config_checks.nginx_sites(root)
+    assert list(sites) == [str(root / "conf.d" / "ws.conf")]
+
+    def verdict(files: dict[str, str], **env: str) -> tuple[Status, str]:
+        check = config_checks.dashboard({**production, **env}, files)[-1]
+        assert check.name == "dashboard over TLS"
+        return check.status, check.detail
+
+    assert verdict(sites) == (Status.OK, f"nginx serves TLS: {root}/conf.d/ws.conf")
+    assert verdict({"ws.conf": tls}, REVERB_SERVER_PORT="9000")[0] is Status.WARN  # other port
+    status, detail = verdict({"/etc/nginx/conf.d/ws.conf": plain})
+    assert status is Status.WARN and "ws.conf proxies to port 8080 without TLS" in detail
+    assert verdict({"snippets/overtone.conf": snippet})[0] is Status.WARN
+    included = {"snippets/overtone.conf": snippet, "sites-enabled/laravel": laravel}
+    assert verdict(included) == (Status.OK, "nginx serves TLS: snippets/overtone.conf")
+    assert verdict({}, OVERTONE_TLS_CERT="/etc/ssl/ws.pem")[0] is Status.OK
+    assert config_checks.dashboard({"APP_ENV": "production"}, sites) == []

@@ -1,8 +1,13 @@
-"""Checks of the ``.env`` values that Reverb deployments most often get wrong. Pure."""
+"""Checks of the ``.env`` values that Reverb deployments most often get wrong.
+
+Pure, except :func:`nginx_sites`, which reads nginx's configuration for :func:`dashboard`.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from pathlib import Path
 
 from overtone.config import DEV_APP
 from overtone.doctor.report import Check, Status
@@ -10,6 +15,10 @@ from overtone.doctor.report import Check, Status
 WEAK_VALUES = {"secret", "changeme", "password", "key", "app-key", "app-secret", "test"}
 LOCAL_HOSTS = {"0.0.0.0", "127.0.0.1", "localhost", "::", "::1"}
 MIN_SECRET = 16
+MIN_DASHBOARD_PASSWORD = 12
+NGINX_ROOT = Path("/etc/nginx")
+_NGINX_FILES = ("nginx.conf", "conf.d/*.conf", "sites-enabled/*", "snippets/*.conf")
+_NGINX_TLS = re.compile(r"^\s*(ssl_certificate\s|listen\s[^;#]*\bssl\b)", re.MULTILINE)
 
 
 def _get(env: Mapping[str, str], name: str) -> str:
@@ -171,3 +180,88 @@ def file_limit(soft: int, hard: int, expected: int) -> Check:
         "raise it where the server starts: systemd LimitNOFILE=65535, Supervisor "
         "`minfds=65535` in [supervisord], or `ulimit -n 65535` before `overtone start`",
     )
+
+
+def nginx_sites(root: Path = NGINX_ROOT) -> dict[str, str]:
+    """The text of nginx's site files under ``root`` (unreadable ones are left out)."""
+    sites: dict[str, str] = {}
+    for pattern in _NGINX_FILES:
+        for path in sorted(root.glob(pattern)):
+            try:
+                if path.is_file() and path.stat().st_size <= 1_048_576:
+                    sites[str(path)] = path.read_text(errors="replace")
+            except OSError:
+                continue
+    return sites
+
+
+def _nginx_tls(port: str, sites: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """The nginx files proxying to ``port``: those served with TLS, and the others.
+
+    A file of location blocks (``--locations-only``) counts as served with TLS when a file
+    with TLS includes it.
+    """
+    proxy = re.compile(rf"^\s*proxy_pass\s+https?://[^\s;]*:{re.escape(port)}\b", re.MULTILINE)
+    served_with_tls = [text for text in sites.values() if _NGINX_TLS.search(text)]
+    with_tls: list[str] = []
+    without: list[str] = []
+    for name, text in sites.items():
+        if not proxy.search(text):
+            continue
+        include = re.compile(rf"^\s*include\s+\S*{re.escape(Path(name).name)}\s*;", re.MULTILINE)
+        if _NGINX_TLS.search(text) or any(include.search(t) for t in served_with_tls):
+            with_tls.append(name)
+        else:
+            without.append(name)
+    return with_tls, without
+
+
+def dashboard(env: Mapping[str, str], sites: Mapping[str, str]) -> list[Check]:
+    """``OVERTONE_DASHBOARD_PASSWORD``: long enough, and sent over TLS in production.
+
+    ``sites``: nginx's files (:func:`nginx_sites`), to tell whether nginx terminates TLS in
+    front of overtone. Warnings only: the dashboard works either way.
+    """
+    password = _get(env, "OVERTONE_DASHBOARD_PASSWORD")
+    if not password:
+        return []
+    checks: list[Check] = []
+    if len(password) < MIN_DASHBOARD_PASSWORD:
+        checks.append(
+            Check(
+                "dashboard password",
+                Status.WARN,
+                f"OVERTONE_DASHBOARD_PASSWORD has {len(password)} characters "
+                f"(fewer than {MIN_DASHBOARD_PASSWORD})",
+                "use a long random value: "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`",
+            )
+        )
+    else:
+        checks.append(Check("dashboard password", Status.OK, f"{len(password)} characters"))
+    if _get(env, "APP_ENV").lower() != "production":
+        return checks
+    port = _get(env, "REVERB_SERVER_PORT") or "8080"
+    with_tls, without = _nginx_tls(port, sites)
+    if _get(env, "OVERTONE_TLS_CERT"):
+        checks.append(Check("dashboard over TLS", Status.OK, "overtone serves TLS itself"))
+    elif with_tls:
+        checks.append(Check("dashboard over TLS", Status.OK, f"nginx serves TLS: {with_tls[0]}"))
+    else:
+        seen = (
+            f"{without[0]} proxies to port {port} without TLS"
+            if without
+            else f"no nginx site found that proxies to port {port} with TLS"
+        )
+        checks.append(
+            Check(
+                "dashboard over TLS",
+                Status.WARN,
+                f"the dashboard is on in production and TLS is not terminated by overtone; "
+                f"{seen}: Basic authentication would send the password in clear text",
+                "serve it through nginx with TLS (`overtone deploy nginx --ssl-cert ... "
+                "--ssl-key ...`) or set OVERTONE_TLS_CERT/KEY; fine if a load balancer "
+                "terminates TLS in front, or if the dashboard is only reached through `ssh -L`",
+            )
+        )
+    return checks
