@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from overtone.cli.top import (
     SPARKS,
     Poller,
     Target,
+    TopError,
     metrics_view,
     parse_metrics,
     quantile,
@@ -24,7 +26,8 @@ from overtone.cli.top import (
     render_metrics,
     sparkline,
 )
-from support.servers import APP_ID, ServerProcess, scaled, start_server
+from support.rawws import RawClient
+from support.servers import APP_ID, APP_KEY, ServerProcess, scaled, start_server
 
 PASSWORD = "a-long-dashboard-password"
 
@@ -301,11 +304,14 @@ def test_once_with_metrics_and_their_token(tmp_path: Path) -> None:
             ws.recv(timeout=scaled(5))
             address = {"REVERB_SERVER_HOST": "0.0.0.0", "REVERB_SERVER_PORT": str(server.port)}
             refused = top(tmp_path, "--interval", "0.2", **address)
-            shown = top(
-                tmp_path, "--interval", "0.2", OVERTONE_METRICS_TOKEN="scrape-token", **address
-            )
+            token = {"OVERTONE_METRICS_TOKEN": "scrape-token", **address}
+            shown = top(tmp_path, "--interval", "0.2", **token)
+            dashboard_off = top(tmp_path, "--interval", "0.2", "--password", PASSWORD, **token)
     finally:
         server.stop()
+    assert dashboard_off.returncode == 0, dashboard_off.stderr
+    assert "the dashboard is off on this server (404" in dashboard_off.stderr
+    assert f"app {APP_ID}" in dashboard_off.stdout
     assert refused.returncode == 1, refused.stderr
     assert "401" in refused.stderr and "OVERTONE_METRICS_TOKEN is not set" in refused.stderr
     assert shown.returncode == 0, shown.stderr
@@ -323,3 +329,42 @@ def test_unreachable_server_and_bad_flags(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no such file" in missing.stderr
     bad = top(tmp_path, "--interval", "0")
     assert bad.returncode == 2 and "--interval" in bad.stderr
+
+
+async def test_once_with_the_dashboard_of_a_real_server(tmp_path: Path) -> None:
+    server = start_server(tmp_path, {"OVERTONE_DASHBOARD_PASSWORD": PASSWORD})
+    address = {"REVERB_SERVER_HOST": "0.0.0.0", "REVERB_SERVER_PORT": str(server.port)}
+    try:
+        client = await RawClient.connect(server.port, f"/app/{APP_KEY}?protocol=7")
+        try:
+            await client.established()
+            shown = await asyncio.to_thread(
+                top, tmp_path, OVERTONE_DASHBOARD_PASSWORD=PASSWORD, **address
+            )
+            other = await asyncio.to_thread(
+                top, tmp_path, "--app", "999", OVERTONE_DASHBOARD_PASSWORD=PASSWORD, **address
+            )
+        finally:
+            client.close()
+        wrong = await asyncio.to_thread(top, tmp_path, "--password", "wrong", **address)
+        with httpx.Client(timeout=scaled(5)) as http:
+            guess = Poller(Target(server.http_url, "guess", None, True, None), http)
+            refusals = []
+            for _ in range(6):
+                with pytest.raises(TopError) as refused:
+                    guess.overview()
+                refusals.append(str(refused.value))
+    finally:
+        server.stop()
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("overtone ") and "single node" in shown.stdout
+    assert f"http://127.0.0.1:{server.port}/dashboard/api/overview" in shown.stdout
+    assert f"app {APP_ID}  key {APP_KEY}" in shown.stdout
+    assert "1 cluster / 1 local" in line_of(shown.stdout, "connections")
+    assert line_of(shown.stdout, "node ").split()[:2] == ["node", "state"]
+    assert "\x1b[" not in shown.stdout
+    assert other.returncode == 1 and f"no app 999 on this server (apps: {APP_ID})" in other.stderr
+    assert wrong.returncode == 1 and "401, wrong dashboard password" in wrong.stderr
+    # The earlier wrong attempt counts: the fifth failure in a minute turns the address away.
+    assert all("401" in message for message in refusals[:4]), refusals
+    assert "429, too many failed logins" in refusals[-1], refusals

@@ -194,20 +194,21 @@ def _app_lines(app: Mapping[str, Any], series: Any) -> list[str]:
 def _node_lines(nodes: Any) -> list[str]:
     if not isinstance(nodes, list) or not nodes:
         return []
+    rows = [node for node in nodes if isinstance(node, Mapping)]
+    names = [f"{node.get('id', '?')}{' *' if node.get('self') else ''}" for node in rows]
+    wide = max(12, *map(len, names))
     head = (
-        f"  {'node':<14} {'state':<6} {'seen':>6} {'conns':>9} {'cpu':>7} {'rss':>10} {'out/s':>9}"
+        f"  {'node':<{wide}} {'state':<6} {'seen':>6} {'conns':>9} {'cpu':>7} {'rss':>10} "
+        f"{'out/s':>9}"
     )
     lines = ["nodes", head]
-    for node in nodes:
-        if not isinstance(node, Mapping):
-            continue
-        name = f"{node.get('id', '?')}{' *' if node.get('self') else ''}"
+    for name, node in zip(names, rows, strict=True):
         seen = node.get("last_seen")
         seen_text = f"{seen:.1f}s" if isinstance(seen, int | float) else "-"
         cpu = node.get("cpu")
         cpu_text = f"{cpu:.1f}%" if isinstance(cpu, int | float) else "-"
         lines.append(
-            f"  {name:<14} {node.get('state', '-')!s:<6} {seen_text:>6} "
+            f"  {name:<{wide}} {node.get('state', '-')!s:<6} {seen_text:>6} "
             f"{count(node.get('connections')):>9} {cpu_text:>7} {size(node.get('rss')):>10} "
             f"{rate(node.get('messages_out')):>9}"
         )
