@@ -7,11 +7,14 @@ port of 127.0.0.1 in front of a real ``overtone start``, and drive it with pushe
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +33,7 @@ from deploy.deploy_helpers import (
     nginx_conf,
     nginx_test,
     self_signed,
+    tls_context,
     until,
     websocket_handshake,
 )
@@ -130,8 +134,14 @@ def test_generated_config_passes_nginx_t(tmp_path: Path, variant: str) -> None:
         assert re.search(r"listen 127\.0\.0\.1:8443 ssl;", config)
     if variant == "plain":
         assert "listen 80;" in config and "ssl_certificate" not in config
-    if variant == "locations-only":  # Laravel's own /up stays Laravel's
+    if variant == "locations-only":  # Laravel's own /up and /dashboard stay Laravel's
         assert "server {" not in config and "location = /up" not in config
+        assert "location ^~ /dashboard" not in config and "SSH tunnel" in config
+    else:
+        dashboard = config.partition(f"location ^~ {prefix}/dashboard {{")[2].partition("}")[0]
+        assert "proxy_buffering off;" in dashboard and "proxy_read_timeout 1h;" in dashboard
+        assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in dashboard
+        assert "# deny all;" in dashboard  # restricting by address is offered, commented
     if variant == "locations-only-with-path":
         assert "location = /ws/up {" in config
 
@@ -317,3 +327,99 @@ def test_overtone_serving_tls_itself_is_proxied_over_https(tmp_path: Path) -> No
             server.wait()
     assert (status, json.loads(body)) == (200, {"health": "OK"})
     assert handshake[0] == 101
+
+
+DASHBOARD_PASSWORD = "a-long-dashboard-password"
+
+
+def basic(password: str) -> str:
+    return "Basic " + base64.b64encode(f"overtone:{password}".encode()).decode()
+
+
+def overview_events(port: int, cert: Path, wanted: int, within: float) -> list[float]:
+    """Seconds after the request at which each of the feed's first ``overview`` events came."""
+    conn = http.client.HTTPSConnection(
+        "127.0.0.1", port, context=tls_context(cert), timeout=scaled(within)
+    )
+    try:
+        started = time.monotonic()
+        headers = {"Authorization": basic(DASHBOARD_PASSWORD)}
+        conn.request("GET", "/dashboard/api/feed", headers=headers)
+        answer = conn.getresponse()
+        assert answer.status == 200, answer.read()
+        assert answer.getheader("content-type", "").startswith("text/event-stream")
+        seen: list[float] = []
+        text = b""
+        while len(seen) < wanted and time.monotonic() - started < scaled(within):
+            chunk = answer.read1(65536)
+            if not chunk:
+                break
+            text += chunk
+            seen += [time.monotonic() - started] * (text.count(b"event: overview") - len(seen))
+        return seen
+    finally:
+        conn.close()
+
+
+def test_dashboard_feed_streams_through_nginx(tmp_path: Path) -> None:
+    binary("nginx")
+    server = start_overtone(tmp_path, {"OVERTONE_DASHBOARD_PASSWORD": DASHBOARD_PASSWORD})
+    try:
+        port = free_port()
+        env = write_env(tmp_path, server.port)
+        proxy = start_nginx(tmp_path, generate(tmp_path, env, *tls_flags(tmp_path, port)), port)
+        cert = tmp_path / "cert.pem"
+        try:
+            # The first event within 2 s, then one a second as overtone sends them.
+            events = overview_events(port, cert, wanted=3, within=5)
+            overview = https(port, cert, "GET", "/dashboard/api/overview")
+            page = https(port, cert, "GET", "/dashboard/")
+        finally:
+            proxy.stop()
+    finally:
+        server.stop()
+    assert len(events) == 3, (events, proxy.error_log())
+    assert events[0] < scaled(2), events
+    assert events[2] - events[0] > 0.8, events  # arrived one by one, not held back
+    assert overview[0] == 401 and "basic" in overview[1]["www-authenticate"].lower()
+    assert page[0] == 401
+    access = proxy.access_log()
+    assert re.search(r'"GET /dashboard/api/feed HTTP/1.1" 200 ', access), access
+    assert "Traceback" not in server.log()
+
+
+def test_dashboard_failures_are_counted_per_client_behind_nginx(tmp_path: Path) -> None:
+    """A client cannot escape the failed-login limit with its own X-Forwarded-For."""
+    binary("nginx")
+    server = start_overtone(tmp_path, {"OVERTONE_DASHBOARD_PASSWORD": DASHBOARD_PASSWORD})
+    try:
+        port = free_port()
+        env = write_env(tmp_path, server.port)
+        proxy = start_nginx(tmp_path, generate(tmp_path, env, *tls_flags(tmp_path, port)), port)
+        cert = tmp_path / "cert.pem"
+        statuses = []
+        try:
+            for attempt in range(6):
+                conn = http.client.HTTPSConnection(
+                    "127.0.0.1", port, context=tls_context(cert), timeout=5
+                )
+                try:
+                    conn.request(
+                        "GET",
+                        "/dashboard/api/overview",
+                        headers={
+                            "Authorization": basic("wrong"),
+                            "X-Forwarded-For": f"198.51.100.{attempt}",
+                        },
+                    )
+                    answer = conn.getresponse()
+                    answer.read()
+                    statuses.append((answer.status, answer.getheader("retry-after")))
+                finally:
+                    conn.close()
+        finally:
+            proxy.stop()
+    finally:
+        server.stop()
+    assert [status for status, _ in statuses] == [401] * 5 + [429], statuses
+    assert int(statuses[-1][1] or 0) > 0

@@ -123,7 +123,7 @@ NGINX_LOCATIONS = """\
     }
 """
 
-NGINX_UP = """\
+_NGINX_HEALTH = """\
     # Health check: 200 {"health":"OK"} (load balancers, monitoring).
     location = {{path}}/up {
         proxy_pass {{upstream}};
@@ -132,7 +132,38 @@ NGINX_UP = """\
     }
 """
 
+_NGINX_DASHBOARD = """\
+    # Dashboard: 404 unless overtone runs with OVERTONE_DASHBOARD_PASSWORD, then HTTP Basic
+    # authentication (user overtone); serve it over HTTPS only. Its live feed is server-sent
+    # events: each event must go out at once (no buffering) and the stream stays open.
+    location ^~ {{path}}/dashboard {
+        # Only from these addresses (office, VPN) as well as with the password: uncomment, adapt.
+        # allow 203.0.113.0/24;
+        # allow 10.8.0.0/16;
+        # deny all;
+        proxy_pass {{upstream}};
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Real-IP $remote_addr;
+        # overtone counts failed logins per address: the last entry, appended here.
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_buffering off;
+        proxy_cache off;
+        proxy_read_timeout 1h;
+        proxy_send_timeout 1h;
+        error_page 502 503 504 = @overtone_unavailable;
+    }
+"""
+
+NGINX_UP = _NGINX_HEALTH + "\n" + _NGINX_DASHBOARD
+"""The locations whose paths an application may use too (Laravel has ``/up`` and often
+``/dashboard``): in overtone's own server block, or under a path prefix."""
+
 NGINX_UP_LEFT_OUT = """\
-    # {{path}}/up is left to the application served by this server block (Laravel's own health
-    # route); overtone's health check answers on {{upstream}}/up.
+    # {{path}}/up and {{path}}/dashboard are left to the application served by this server
+    # block (Laravel's own health route and pages). overtone's health check answers on
+    # {{upstream}}/up; for its dashboard, set a path prefix
+    # (REVERB_SERVER_PATH), give overtone a host name of its own, or use an SSH tunnel.
 """
