@@ -775,7 +775,11 @@
       failed = true;
       const closed = source.readyState === EventSource.CLOSED;
       setFeedState(closed ? 'disconnected' : 'reconnecting', 'down');
-      if (closed) setTimeout(openFeed, 5000); // the browser gave up: start a new feed
+      if (closed) {
+        // The browser gave up (the answer was not a feed): say why, then start a new feed.
+        loadOverview();
+        setTimeout(openFeed, 5000);
+      }
     });
     source.addEventListener('overview', (event) => {
       const doc = parseEvent(event);
