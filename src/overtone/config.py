@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from dotenv import dotenv_values
 
@@ -23,6 +23,7 @@ from overtone.channels.history import HistoryLimits
 from overtone.envvars import (
     ConfigError,
     Env,
+    addresses,
     bool_value,
     client_events,
     float_value,
@@ -77,9 +78,9 @@ class Settings:
     workers: int = 1
     scaling: Scaling | None = None
     metrics_token: str | None = None
-    max_connections: int | None = None
     dashboard_password: str | None = None
     """Turns the dashboard on (``{path}/dashboard``, Basic user ``overtone``)."""
+    max_connections: int | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
     log_format: str = "text"
@@ -100,18 +101,39 @@ class Settings:
 
 @dataclass(frozen=True, slots=True)
 class Scaling:
-    """The Redis broker that joins several nodes into one cluster."""
+    """The Redis broker that joins several nodes into one cluster.
+
+    Redis is found in one of three ways: ``redis_url`` itself (one server, or a managed
+    primary endpoint), through ``sentinels`` (the primary of ``sentinel_master``), or
+    through ``cluster_nodes`` (the Redis Cluster primary owning the broker channel's slot).
+    With sentinels or cluster nodes, ``redis_url`` still gives the credentials, TLS and
+    database of the connection to the primary; its host and port are not used.
+    """
 
     redis_url: str
     channel: str = "reverb"
     prefix: str = ""
     heartbeat_interval: float = 5.0
     node_timeout: float = 15.0
+    sentinels: tuple[tuple[str, int], ...] = ()
+    sentinel_master: str = ""
+    sentinel_username: str | None = None
+    sentinel_password: str | None = None
+    cluster_nodes: tuple[tuple[str, int], ...] = ()
+    tls_ca: str | None = None
+    """A PEM CA bundle to verify the Redis (and Sentinel) certificates with."""
 
     @property
     def broker_channel(self) -> str:
-        """The Redis pub/sub channel every node of this deployment uses."""
-        return f"{self.prefix}{self.channel}"
+        """The Redis pub/sub channel every node of this deployment uses.
+
+        On a Redis Cluster the name carries a hash tag (``{prefix+channel}``, unless it has
+        one already), so the channel and every history key share one slot.
+        """
+        name = f"{self.prefix}{self.channel}"
+        if self.cluster_nodes and not _has_hash_tag(name):
+            return "{" + name + "}"
+        return name
 
     def redacted_url(self) -> str:
         """The Redis URL without its password, for logs."""
@@ -121,6 +143,13 @@ class Scaling:
         credentials, _, host = rest.rpartition("@")
         user = credentials.split(":", 1)[0]
         return f"{scheme}{sep}{user + ':***@' if user else ':***@'}{host}"
+
+
+def _has_hash_tag(name: str) -> bool:
+    """Whether Redis Cluster hashes ``name`` by a non-empty ``{tag}`` inside it."""
+    start = name.find("{")
+    end = name.find("}", start + 1) if start >= 0 else -1
+    return end > start + 1
 
 
 def read_environment(environ: Mapping[str, str], env_file: str | Path | None) -> dict[str, str]:
@@ -246,6 +275,7 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
         tick_interval=env.get("OVERTONE_TICK_INTERVAL", 1.0, float_value(0.01)),
         workers=env.get("OVERTONE_WORKERS", 1, int_value(1)),
         metrics_token=env.raw("OVERTONE_METRICS_TOKEN"),
+        dashboard_password=env.raw("OVERTONE_DASHBOARD_PASSWORD") or None,
         max_connections=env.get("OVERTONE_MAX_CONNECTIONS", None, int_value(1)),
         tls_cert=env.get("OVERTONE_TLS_CERT", None, readable_file),
         tls_key=env.get("OVERTONE_TLS_KEY", None, readable_file),
@@ -275,7 +305,6 @@ def _scaling(env: Env) -> Scaling | None:
         return None
     url = env.raw("REDIS_URL")
     if url is None:
-        dashboard_password=env.raw("OVERTONE_DASHBOARD_PASSWORD") or None,
         scheme = env.get("REDIS_SCHEME", "tcp", str_value).lower()
         tls = scheme in ("tls", "rediss")
         host = env.get("REDIS_HOST", "127.0.0.1", str_value)
@@ -298,10 +327,50 @@ def _scaling(env: Env) -> Scaling | None:
             f"OVERTONE_NODE_TIMEOUT={timeout} must be longer than "
             f"OVERTONE_HEARTBEAT_INTERVAL={heartbeat}"
         )
-    return Scaling(
+    scaling = Scaling(
         redis_url=url,
         channel=env.get("REVERB_SCALING_CHANNEL", "reverb", str_value),
         prefix=env.get("REDIS_PREFIX", "", str_value),
         heartbeat_interval=heartbeat,
         node_timeout=timeout,
+        sentinels=env.get("OVERTONE_REDIS_SENTINELS", (), addresses),
+        sentinel_master=env.get("OVERTONE_REDIS_SENTINEL_MASTER", "", str_value),
+        sentinel_username=env.raw("OVERTONE_REDIS_SENTINEL_USERNAME"),
+        sentinel_password=env.raw("OVERTONE_REDIS_SENTINEL_PASSWORD"),
+        cluster_nodes=env.get("OVERTONE_REDIS_CLUSTER_NODES", (), addresses),
+        tls_ca=env.get("OVERTONE_REDIS_TLS_CA", None, readable_file),
     )
+    _check_redis_topology(scaling)
+    return scaling
+
+
+def _check_redis_topology(scaling: Scaling) -> None:
+    """Sentinel and Redis Cluster settings that cannot work together."""
+    if scaling.sentinels and scaling.cluster_nodes:
+        raise ConfigError(
+            "OVERTONE_REDIS_SENTINELS and OVERTONE_REDIS_CLUSTER_NODES are both set: "
+            "a Redis is either watched by Sentinel or a Redis Cluster, choose one"
+        )
+    if scaling.sentinels and not scaling.sentinel_master:
+        raise ConfigError(
+            "OVERTONE_REDIS_SENTINELS is set but OVERTONE_REDIS_SENTINEL_MASTER is not: "
+            "name the master the sentinels monitor (e.g. mymaster)"
+        )
+    if (scaling.sentinels or scaling.cluster_nodes) and scaling.redis_url.startswith("unix://"):
+        raise ConfigError(
+            "REDIS_URL=unix://... cannot reach a Redis found through "
+            "OVERTONE_REDIS_SENTINELS or OVERTONE_REDIS_CLUSTER_NODES"
+        )
+    if scaling.cluster_nodes:
+        db = urlsplit(scaling.redis_url).path.strip("/")
+        if db not in ("", "0"):
+            raise ConfigError(
+                f"a Redis Cluster has only database 0, but the Redis database is {db} "
+                "(REDIS_DB or the path of REDIS_URL)"
+            )
+        name = f"{scaling.prefix}{scaling.channel}"
+        if not _has_hash_tag(name) and name.startswith("}"):
+            raise ConfigError(
+                f"REDIS_PREFIX/REVERB_SCALING_CHANNEL: {name!r} cannot start with '}}' "
+                "on a Redis Cluster (it would break the hash tag of the channel)"
+            )

@@ -123,3 +123,19 @@ def webhook_events(name: str, value: str) -> frozenset[str]:
 def path_value(name: str, value: str) -> str:
     path = "/" + value.strip("/")
     return "" if path == "/" else path
+
+
+def addresses(name: str, value: str) -> tuple[tuple[str, int], ...]:
+    """A comma-separated list of ``host:port`` (IPv6 as ``[::1]:6379``), at least one."""
+    found: list[tuple[str, int]] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65_536:
+            raise ConfigError(f"{name}: {item!r} is not host:port")
+        found.append((host, int(port)))
+    if not found:
+        raise ConfigError(f"{name} must list at least one host:port")
+    return tuple(found)

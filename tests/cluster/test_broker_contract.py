@@ -1,4 +1,5 @@
-"""One contract, every broker: the memory bus and a real Redis (see cluster/broker.py)."""
+"""One contract, every broker: the memory bus, a real Redis and a real Redis Cluster (see
+cluster/broker.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pytest_asyncio
 from overtone.cluster.broker import Broker, StreamAppend
 from overtone.cluster.memory_broker import MemoryBroker, MemoryBus
 from overtone.cluster.redis_broker import RedisBroker
+from overtone.config import Scaling
+from support.redis_ha import RedisClusterSet
 from support.redis_server import RedisServer
 from support.servers import scaled
 
@@ -35,16 +38,16 @@ class Endpoint:
 
 
 Factory = Callable[[Endpoint], Broker]
+Outage = Callable[[bool], None] | None
+"""Stops (``False``) or restarts (``True``) the Redis of a test; ``None`` for the memory bus."""
 LOST = json.dumps({"n": "a", "m": "lost"}).encode()
 AFTER = json.dumps({"n": "a", "m": "after"}).encode()
 
 
-@pytest_asyncio.fixture(params=["memory", "redis"])
-async def make_broker(
-    request: pytest.FixtureRequest,
-) -> AsyncIterator[tuple[Factory, RedisServer | None]]:
+@pytest_asyncio.fixture(params=["memory", "redis", "redis-cluster"])
+async def make_broker(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Factory, Outage]]:
     created: list[Broker] = []
-    redis: RedisServer | None = None
+    outage: Outage = None
     if request.param == "memory":
         bus = MemoryBus()
 
@@ -53,15 +56,23 @@ async def make_broker(
             created.append(broker)
             return broker
     else:
-        redis = request.getfixturevalue("redis_server")
-        url = redis.url
+        if request.param == "redis":
+            redis: RedisServer = request.getfixturevalue("redis_server")
+            scaling = Scaling(redis_url=redis.url, channel="contract")
+            outage = lambda up: redis.start() if up else redis.stop()  # noqa: E731
+        else:
+            cluster: RedisClusterSet = request.getfixturevalue("redis_cluster")
+            scaling = Scaling(
+                redis_url="redis://", channel="contract", cluster_nodes=cluster.node_addresses
+            )
+            outage = lambda up: cluster.restart() if up else cluster.stop()  # noqa: E731
 
         def factory(end: Endpoint) -> Broker:
-            broker = RedisBroker(url, "contract", end.on_message, end.on_connected)
+            broker = RedisBroker(scaling, end.on_message, end.on_connected)
             created.append(broker)
             return broker
 
-    yield factory, redis
+    yield factory, outage
     for broker in created:
         await broker.close(timeout=0.5)
 
@@ -83,7 +94,7 @@ async def started(factory: Factory) -> Endpoint:
 
 
 async def test_envelopes_reach_every_other_broker_in_order(
-    make_broker: tuple[Factory, RedisServer | None],
+    make_broker: tuple[Factory, Outage],
 ) -> None:
     factory, _ = make_broker
     a, b, c = [await started(factory) for _ in range(3)]
@@ -97,20 +108,18 @@ async def test_envelopes_reach_every_other_broker_in_order(
 
 
 async def test_outage_drops_then_reconnects_and_says_so(
-    make_broker: tuple[Factory, RedisServer | None],
+    make_broker: tuple[Factory, Outage],
 ) -> None:
-    factory, redis = make_broker
+    factory, redis_outage = make_broker
     a, b = await started(factory), await started(factory)
     assert a.broker is not None and b.broker is not None
 
     def outage(up: bool) -> None:
-        if redis is None:
+        if redis_outage is None:
             assert isinstance(a.broker, MemoryBroker)
             a.broker.bus.set_up(up)
-        elif up:
-            redis.start()
         else:
-            redis.stop()
+            redis_outage(up)
 
     outage(False)
     await eventually(lambda: not a.broker.connected)  # type: ignore[union-attr]
@@ -131,7 +140,7 @@ def stream_append(
 
 
 async def test_appends_are_numbered_stored_and_delivered_with_their_positions(
-    make_broker: tuple[Factory, RedisServer | None],
+    make_broker: tuple[Factory, Outage],
 ) -> None:
     factory, _ = make_broker
     a, b = await started(factory), await started(factory)

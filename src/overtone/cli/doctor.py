@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from overtone.cli.common import add_env_file
-from overtone.config import ConfigError, load_settings, read_environment
+from overtone.cluster import redis_connect
+from overtone.config import ConfigError, Scaling, load_settings, read_environment
 from overtone.doctor import config_checks
 from overtone.doctor.probe import Target, probe
 from overtone.doctor.report import Check, Status, failed, render
@@ -73,7 +73,7 @@ async def _checks(env: Mapping[str, str], args: argparse.Namespace) -> list[Chec
             await _server_running(settings.scheme, settings.host, settings.port, settings.path)
         )
         if settings.scaling is not None:
-            checks.append(await _redis(settings.scaling.redis_url, settings.scaling.redacted_url()))
+            checks.append(await _redis(settings.scaling))
     if args.url:
         checks += await probe(_target(env, args))
     return checks
@@ -123,17 +123,23 @@ async def _server_running(scheme: str, host: str, port: int, path: str) -> Check
     )
 
 
-async def _redis(url: str, shown: str) -> Check:
-    client = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+async def _redis(scaling: Scaling) -> Check:
+    """The primary the broker would use: found, reachable, writable."""
+    shown = redis_connect.describe(scaling)
     try:
-        await client.ping()
+        primary = await asyncio.wait_for(redis_connect.connect(scaling), 5.0)
+    except (RedisError, OSError, TimeoutError) as exc:
+        hint = "check REDIS_URL/REDIS_HOST, the password and the security group"
+        if scaling.sentinels:
+            hint = "check OVERTONE_REDIS_SENTINELS, OVERTONE_REDIS_SENTINEL_MASTER and passwords"
+        elif scaling.cluster_nodes:
+            hint = "check OVERTONE_REDIS_CLUSTER_NODES, TLS (REDIS_SCHEME) and the password"
+        return Check("Redis", Status.FAIL, f"{shown}: no primary reachable: {exc}", hint)
+    try:
+        await primary.client.ping()
     except (RedisError, OSError) as exc:
-        return Check(
-            "Redis",
-            Status.FAIL,
-            f"{shown} unreachable: {exc}",
-            "check REDIS_URL/REDIS_HOST, the password and the security group",
-        )
+        return Check("Redis", Status.FAIL, f"{shown}: primary {primary.address}: {exc}")
     finally:
-        await client.aclose()
-    return Check("Redis", Status.OK, f"{shown} answers PING")
+        await primary.aclose()
+    mode = ", sharded pub/sub" if primary.sharded else ""
+    return Check("Redis", Status.OK, f"{shown}: primary {primary.address} answers PING{mode}")

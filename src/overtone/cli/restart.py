@@ -18,10 +18,10 @@ import sys
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from overtone.cli.common import add_env_file, load
+from overtone.cluster import redis_connect
 from overtone.config import Scaling
 
 
@@ -74,14 +74,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _publish_restart(scaling: Scaling) -> int:
-    client = aioredis.from_url(scaling.redis_url)
     envelope = orjson.dumps({"n": "overtone-restart", "m": [["", {"t": "restart"}]]})
     try:
-        listeners = await client.publish(scaling.broker_channel, envelope)
+        listeners = await redis_connect.publish_once(scaling, envelope)
     except (RedisError, OSError) as exc:
-        print(f"overtone: Redis at {scaling.redacted_url()} is unreachable: {exc}", file=sys.stderr)
+        where = redis_connect.describe(scaling)
+        print(f"overtone: Redis at {where} is unreachable: {exc}", file=sys.stderr)
         return 1
-    finally:
-        await client.aclose()
     print(f"overtone: restart requested from {listeners} node(s); they drain one after the other")
     return 0

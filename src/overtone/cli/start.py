@@ -12,6 +12,7 @@ from typing import Any
 from overtone.cli.common import add_env_file, load, run_async
 from overtone.cli.logs import configure
 from overtone.cli.workers import Supervisor, signal_ready
+from overtone.cluster import redis_connect
 from overtone.config import DEV_APP, Settings
 from overtone.transport.server import WORKER_ENV, serve
 
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.scaling is not None:
         log.info(
             "scaling on: Redis %s, channel %s",
-            settings.scaling.redacted_url(),
+            redis_connect.describe(settings.scaling),
             settings.scaling.broker_channel,
         )
     if settings.using_dev_app:

@@ -1,10 +1,17 @@
 """The Redis broker: one pub/sub channel shared by every node (redis-py asyncio + hiredis).
 
-The broker only carries envelopes (see :mod:`overtone.cluster.coordinator`); it keeps no
-state in Redis, so Redis needs almost no memory and a restarted Redis loses nothing the
-nodes cannot re-announce. While Redis is unreachable, envelopes are dropped (delivery is at
-most once), the outage is logged once, and the broker reconnects with exponential backoff;
-on reconnection ``on_connected`` fires so the node re-announces its whole state.
+The broker carries envelopes (see :mod:`overtone.cluster.coordinator`) and the history
+streams (:mod:`overtone.cluster.redis_streams`). Everything goes through one primary, found
+by :func:`overtone.cluster.redis_connect.connect` (one Redis, Sentinel or Redis Cluster):
+its scripts, its publishes and the broker's subscription, so every node sees one order.
+
+While Redis is unreachable, envelopes are dropped (delivery is at most once), the outage is
+logged once, and the broker reconnects with exponential backoff, discovering the primary
+again each time; on reconnection ``on_connected`` fires so the node re-announces its whole
+state. A failover is one such outage: the broker counts the link as lost when its
+subscription breaks or is cancelled by the server, when a command meets a server that is no
+longer the primary (``READONLY``, ``MOVED``, ...), or when not even the node's own heartbeat
+has come back for ``node_timeout`` seconds (a connection that hangs instead of failing).
 """
 
 from __future__ import annotations
@@ -17,39 +24,59 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.client import PubSub
+from redis.exceptions import (
+    ClusterDownError,
+    MovedError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from overtone.channels.history import StreamSnapshot
+from overtone.cluster import redis_connect
 from overtone.cluster.broker import StreamAppend, StreamRef
+from overtone.cluster.redis_connect import Primary
 from overtone.cluster.redis_streams import MARKER, RedisStreams
+from overtone.config import Scaling
 
 log = logging.getLogger("overtone.redis")
 
-MAX_BACKOFF = 5.0
+WRONG_SERVER = ("READONLY", "MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "LOADING")
+"""Error replies saying this server is no longer the one to talk to."""
 
 
 class RedisBroker:
-    """Publishes and receives cluster envelopes on one Redis channel."""
+    """Publishes and receives cluster envelopes on one Redis channel.
+
+    ``scaling`` says how to reach Redis and names the channel
+    (:attr:`~overtone.config.Scaling.broker_channel`); its ``node_timeout`` bounds how long
+    the subscription may stay silent before it counts as lost (the coordinator's own
+    heartbeat comes back every ``heartbeat_interval``).
+    """
 
     def __init__(
         self,
-        url: str,
-        channel: str,
+        scaling: Scaling,
         on_message: Callable[[bytes], None],
         on_connected: Callable[[], None],
-        display_url: str | None = None,
     ) -> None:
-        self.url = url
-        self.channel = channel
-        self.display_url = display_url or url
+        self.scaling = scaling
+        self.channel = scaling.broker_channel
+        self.display_url = redis_connect.describe(scaling)
         self.on_message = on_message
         self.on_connected = on_connected
         self.connected = False
         self.dropped = 0
+        self.primary_address: str | None = None
+        """Where the broker is connected now (``host:port``), ``None`` while away."""
         self._outbox: deque[tuple[bytes, Sequence[StreamAppend], Sequence[StreamRef]]] = deque()
         self._ready = asyncio.Event()
-        self._client: aioredis.Redis | None = None
+        self._primary: Primary | None = None
+        self._stale = False
         self._streams: RedisStreams | None = None
         self._markers: dict[bytes, asyncio.Future[None]] = {}
         self._reader: asyncio.Task[None] | None = None
@@ -88,6 +115,7 @@ class RedisBroker:
             await arrived  # every event numbered before the read has been delivered here
             return snapshot
         except (RedisError, OSError, ValueError) as exc:
+            self._check_link(exc)
             log.warning("could not read the history of %s from Redis: %s", channel, exc)
             return None
         finally:
@@ -96,31 +124,38 @@ class RedisBroker:
     async def _read_forever(self) -> None:
         delay = 0.1
         announced_down = False
+        backoff = redis_connect.max_backoff(self.scaling)
         while not self._closing:
-            client = aioredis.from_url(self.url, health_check_interval=10)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            primary: Primary | None = None
+            pubsub = None
             try:
-                await pubsub.subscribe(self.channel)
-                self._client = client
-                self._streams = RedisStreams(client, self.channel)
+                primary = await redis_connect.connect(self.scaling)
+                pubsub = primary.client.pubsub()
+                await primary.subscribe(pubsub, self.channel)
+                self._primary = primary
+                self._streams = RedisStreams(
+                    primary.client, self.channel, primary.publish_command, primary.generation
+                )
+                self._stale = False
+                self.primary_address = primary.address
                 self.connected = True
                 delay = 0.1
                 if announced_down:
-                    log.warning("Redis at %s is reachable again", self.display_url)
+                    log.warning(
+                        "Redis is reachable again: primary %s (%s)",
+                        primary.address,
+                        self.display_url,
+                    )
                     announced_down = False
                 else:
-                    log.info("joined the cluster on Redis %s", self.display_url)
+                    log.info(
+                        "joined the cluster on Redis %s (primary %s%s)",
+                        self.display_url,
+                        primary.address,
+                        ", sharded pub/sub" if primary.sharded else "",
+                    )
                 self.on_connected()
-                while True:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message["type"] == "message":
-                        data = message["data"]
-                        if data.startswith(b'{"b":'):  # a stream read's marker
-                            waiting = self._markers.get(data)
-                            if waiting is not None and not waiting.done():
-                                waiting.set_result(None)
-                        else:
-                            self.on_message(data)
+                await self._receive(pubsub)
             except (RedisError, OSError) as exc:
                 if not announced_down and not self._closing:
                     log.warning(
@@ -130,23 +165,54 @@ class RedisBroker:
                         exc,
                     )
                     announced_down = True
+            except Exception:  # never let the link die for good: log it and reconnect
+                log.exception("the Redis link failed unexpectedly; reconnecting")
+                announced_down = True
             finally:
                 self.connected = False
-                self._client = None
+                self.primary_address = None
+                self._primary = None
                 self._streams = None
                 self._outbox.clear()
-                await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
-                await _quietly(client.aclose())
+                if pubsub is not None:
+                    await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
+                if primary is not None:
+                    await primary.aclose()
             if not self._closing:
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF)
+                delay = min(delay * 2, backoff)
+
+    async def _receive(self, pubsub: PubSub) -> None:
+        """Hand messages to ``on_message`` until the link is lost (then raise)."""
+        loop = asyncio.get_running_loop()
+        heard = loop.time()
+        silence = self.scaling.node_timeout
+        while True:
+            message = await pubsub.get_message(timeout=1.0)
+            if message is not None:
+                kind = message["type"]
+                if kind in ("message", "smessage"):
+                    heard = loop.time()
+                    data = message["data"]
+                    if data.startswith(b'{"b":'):  # a stream read's marker
+                        waiting = self._markers.get(data)
+                        if waiting is not None and not waiting.done():
+                            waiting.set_result(None)
+                    else:
+                        self.on_message(data)
+                elif kind in ("unsubscribe", "sunsubscribe"):  # the slot moved away
+                    raise RedisConnectionError("the server cancelled the subscription")
+            if self._stale:
+                raise RedisConnectionError("the server is no longer the primary")
+            if loop.time() - heard > silence:
+                raise RedisConnectionError(f"nothing received for {silence:g} s")
 
     async def _write_forever(self) -> None:
         while not self._closing:
             await self._ready.wait()
             self._ready.clear()
-            client, streams = self._client, self._streams
-            if client is None or streams is None:
+            primary, streams = self._primary, self._streams
+            if primary is None or streams is None:
                 self._outbox.clear()
                 continue
             batch = list(self._outbox)
@@ -162,24 +228,41 @@ class RedisBroker:
                 if appends or resets:
                     await streams.publish(body, appends, resets, time.time())
                 else:
-                    await client.publish(self.channel, body)
+                    await primary.publish(self.channel, body)
             except (RedisError, OSError) as exc:
+                self._check_link(exc)
                 self.dropped += len(batch)
                 if appends:
                     log.warning("dropped %d event(s) Redis could not number: %s", len(appends), exc)
             finally:
                 self._sending = False
 
+    def _check_link(self, exc: BaseException) -> None:
+        """After a failed command: if the server is gone or no longer the primary, have the
+        reader reconnect (it re-discovers the primary and the node re-announces itself)."""
+        lost = isinstance(
+            exc,
+            RedisConnectionError
+            | RedisTimeoutError
+            | OSError
+            | ReadOnlyError
+            | MovedError
+            | ClusterDownError
+            | TryAgainError,
+        )
+        if lost or (isinstance(exc, ResponseError) and str(exc).startswith(WRONG_SERVER)):
+            self._stale = True
+
     async def peers(self) -> int:
-        """Other subscribers of the channel (``PUBSUB NUMSUB``), 0 if Redis is away."""
-        client = self._client
-        if client is None:
+        """Other subscribers of the channel on the primary, 0 if Redis is away."""
+        primary = self._primary
+        if primary is None:
             return 0
         try:
-            counts = await client.pubsub_numsub(self.channel)
+            count = await primary.listeners(self.channel)
         except (RedisError, OSError):
             return 0
-        return max(int(counts[0][1]) - 1, 0) if counts else 0
+        return max(count - 1, 0)
 
     async def close(self, timeout: float = 2.0) -> None:
         """Send what is queued (bounded by ``timeout``), then disconnect."""

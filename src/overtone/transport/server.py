@@ -357,6 +357,12 @@ async def serve(settings: Settings, on_ready: Callable[[Server], None] | None = 
             pid_path.write_text(f"{os.getpid()}\n")
     log.info(
         "Starting server on %s://%s:%d%s (up to %d connections)",
+        settings.scheme,
+        settings.host,
+        server.port,
+        settings.path,
+        server.ctx.max_connections if server.ctx else 0,
+    )
     if server.dashboard is not None and server.dashboard.enabled:
         log.info(
             "Dashboard on %s://%s:%d%s/dashboard/ (user overtone)",
@@ -365,12 +371,6 @@ async def serve(settings: Settings, on_ready: Callable[[Server], None] | None = 
             server.port,
             settings.path,
         )
-        settings.scheme,
-        settings.host,
-        server.port,
-        settings.path,
-        server.ctx.max_connections if server.ctx else 0,
-    )
     if on_ready is not None:
         on_ready(server)
     try:
