@@ -240,13 +240,7 @@ class Server:
         if self.broker_factory is not None:
             self.broker = self.broker_factory(on_message, on_connected)
         else:
-            self.broker = RedisBroker(
-                scaling.redis_url,
-                scaling.broker_channel,
-                on_message,
-                on_connected,
-                display_url=scaling.redacted_url(),
-            )
+            self.broker = RedisBroker(scaling, on_message, on_connected)
         broker = self.broker
         for hub in coordinator.hubs.values():
             hub.sequenced = lambda: broker.connected
