@@ -65,6 +65,7 @@ async def _checks(env: Mapping[str, str], args: argparse.Namespace) -> list[Chec
         settings = None
     checks += config_checks.credentials(env)
     checks += config_checks.addresses(env)
+    checks += config_checks.redis(env)
     checks += config_checks.dashboard(env, config_checks.nginx_sites())
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     checks.append(config_checks.file_limit(soft, hard, args.connections))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from overtone.config import DEV_APP
 from overtone.doctor.report import Check, Status
@@ -262,6 +263,64 @@ def dashboard(env: Mapping[str, str], sites: Mapping[str, str]) -> list[Check]:
                 "serve it through nginx with TLS (`overtone deploy nginx --ssl-cert ... "
                 "--ssl-key ...`) or set OVERTONE_TLS_CERT/KEY; fine if a load balancer "
                 "terminates TLS in front, or if the dashboard is only reached through `ssh -L`",
+            )
+        )
+    return checks
+
+
+def redis(env: Mapping[str, str]) -> list[Check]:
+    """Highly available Redis settings that cannot work: a managed endpoint of the wrong
+    kind, no TLS where the service requires it, too few sentinels (see docs/redis-ha.md)."""
+    if _get(env, "REVERB_SCALING_ENABLED").lower() not in ("1", "true", "yes", "on"):
+        return []
+    checks: list[Check] = []
+    url = _get(env, "REDIS_URL")
+    cluster_nodes = _get(env, "OVERTONE_REDIS_CLUSTER_NODES")
+    sentinels = [s for s in _get(env, "OVERTONE_REDIS_SENTINELS").split(",") if s.strip()]
+    scheme = _get(env, "REDIS_SCHEME").lower()
+    tls = url.startswith("rediss://") if url else scheme in ("tls", "rediss")
+    host = (urlsplit(url).hostname or "") if url else _get(env, "REDIS_HOST")
+    hosts = [h.strip().rpartition(":")[0] for h in cluster_nodes.split(",") if h.strip()]
+    if not cluster_nodes and not sentinels:
+        hosts = [host]
+    if not cluster_nodes and host.startswith("clustercfg."):
+        checks.append(
+            Check(
+                "Redis topology",
+                Status.FAIL,
+                f"{host} is the configuration endpoint of a cluster-mode Redis",
+                f"set OVERTONE_REDIS_CLUSTER_NODES={host}:6379 (docs/redis-ha.md)",
+            )
+        )
+    if not cluster_nodes and not sentinels and (host.startswith("replica.") or "-ro." in host):
+        checks.append(
+            Check(
+                "Redis topology",
+                Status.FAIL,
+                f"{host} is a reader endpoint: replicas refuse writes",
+                "use the primary endpoint (master.<name>...) in REDIS_URL or REDIS_HOST",
+            )
+        )
+    managed = [h for h in hosts if h.endswith(".amazonaws.com")]
+    if managed and not tls:
+        memorydb = any(".memorydb." in h for h in managed)
+        checks.append(
+            Check(
+                "Redis TLS",
+                Status.FAIL if memorydb else Status.WARN,
+                f"{managed[0]} without TLS"
+                + (": MemoryDB always requires TLS" if memorydb else ""),
+                "set REDIS_SCHEME=tls (or a rediss:// URL) when in-transit encryption is on",
+            )
+        )
+    if sentinels and len(sentinels) < 3:
+        checks.append(
+            Check(
+                "Redis Sentinel",
+                Status.WARN,
+                f"{len(sentinels)} sentinel(s) listed",
+                "run and list at least three sentinels so a failover can reach a quorum "
+                "while one of them is down",
             )
         )
     return checks
