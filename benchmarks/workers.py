@@ -1,6 +1,6 @@
 """How far ``overtone start --workers N`` goes: server CPU per unit of work, 1 and 2 workers.
 
-Four setups, each run ``--repeat`` times (interleaved), each with a fresh ``redis-server`` (a
+Five setups, each run ``--repeat`` times (interleaved), each with a fresh ``redis-server`` (a
 free 127.0.0.1 port, no persistence, stopped by its PID) and fresh servers:
 
 - ``plain``: ``--workers 1`` without scaling: what one core gives (the unit "one core's worth").
@@ -8,13 +8,15 @@ free 127.0.0.1 port, no persistence, stopped by its PID) and fresh servers:
   the cluster messages it publishes included.
 - ``1 w + observer``: the same, plus a second node on another port that takes no load: its CPU
   is what applying another worker's changes costs (the term that grows with N).
+- ``1 w + 3 observers``: three such nodes: whether that cost stays the same per receiving node,
+  and what Redis pays per subscribed node (it sends every message to each).
 - ``2 workers``: ``--workers 2`` on one port (``SO_REUSEPORT``), scaling on.
 
 The load client is :mod:`benchmarks.cluster_client` (pinned to core 1): 10 000 connections
 subscribe to one channel, events are triggered through the signed HTTP API until 1 000 000
 deliveries, then 16 keep-alive connections send signed API requests for 5 s. Server processes
 are pinned to core 0 in the single-worker setups and left unpinned with 2 workers. Per phase,
-the CPU seconds of every process (workers, observer, Redis, load client) divided by the units
+the CPU seconds of every process (workers, observers, Redis, load client) divided by the units
 of work done (connections subscribed, frames delivered, requests answered) give the per-unit
 costs the model extrapolates:
 
@@ -42,6 +44,7 @@ from typing import Any
 import orjson
 
 from benchmarks.cluster import Redis, stop_pid, stop_server, workers_ready
+from benchmarks.history import overtone_source
 from benchmarks.procstat import process_tree
 from benchmarks.report import dig, is_num, noisy, number
 from benchmarks.run import ROOT, Server, raise_nofile, run_client
@@ -64,18 +67,20 @@ class Setup:
     name: str
     workers: int = 1  # ``overtone start --workers`` of the node the load goes to
     redis: bool = True  # scaling on, through a fresh redis-server
-    observer: bool = False  # a second node on another port, joined, taking no load
+    observers: int = 0  # more nodes on other ports, joined, taking no load
     pin: bool = True  # server processes (and Redis) on core 0
 
     def labels(self) -> list[str]:
         names = [f"worker{i + 1}" for i in range(self.workers)]
-        return names + ["observer"] * self.observer + ["redis"] * self.redis
+        observers = [f"observer{i + 1}" for i in range(self.observers)]
+        return names + observers + ["redis"] * self.redis
 
 
 SETUPS = (
     Setup("plain", redis=False),
     Setup("1 worker"),
-    Setup("1 w + observer", observer=True),
+    Setup("1 w + observer", observers=1),
+    Setup("1 w + 3 observers", observers=3),
     Setup("2 workers", workers=2, pin=False),
 )
 
@@ -139,9 +144,10 @@ def measure(setup: Setup, args: argparse.Namespace, workdir: Path) -> dict[str, 
         problem = servers[0].wait_ready()
         if problem is None and setup.workers > 1:
             problem = workers_ready(servers[0], setup.workers)
-        if problem is None and setup.observer:  # joins once the worker is up
-            servers.append(Server("overtone", node_args, workdir, extra))
-            problem = servers[1].wait_ready()
+        for _ in range(setup.observers):  # each joins once the others are up
+            if problem is None:
+                servers.append(Server("overtone", node_args, workdir, extra))
+                problem = servers[-1].wait_ready()
         if problem is not None:
             return {"failure": f"{setup.name}: a server did not start: {problem}"}
         tree = process_tree(servers[0].proc.pid)
@@ -184,15 +190,17 @@ def figures(run: dict[str, Any], phase: str) -> dict[str, Any] | None:
         spent = [s for s, lab in zip(each, labels, strict=True) if lab.startswith(kind)]
         return sum(spent) / units * 1e6 if spent else None
 
-    workers, observer, redis = us("worker"), us("observer"), us("redis")
+    workers, observers, redis = us("worker"), us("observer"), us("redis")
+    count = sum(lab.startswith("observer") for lab in labels)
     return {
         "rate": dig(run, phase, "per_second"),
         "workers": workers,
-        "observer": observer,
+        "observer": observers / count if observers is not None else None,  # each, on average
         "redis": redis,
-        "server": sum(x for x in (workers, observer, redis) if x is not None),
+        "server": sum(x for x in (workers, observers, redis) if x is not None),
         "client": dig(run, phase, "client_cpu") / units * 1e6,
-        "cores": f"{dig(run, phase, 'core0_busy')}/{dig(run, phase, 'core1_busy')}",
+        "core0": dig(run, phase, "core0_busy"),
+        "core1": dig(run, phase, "core1_busy"),
         "partial": bool(dig(run, phase, "partial")),
         "noisy": noisy(run, phase),
     }
@@ -228,7 +236,7 @@ def measured_table(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespa
     rows = [
         ("rate /s", "rate", 0),
         ("workers CPU us per {u}", "workers", 2),
-        ("observer CPU us per {u}", "observer", 2),
+        ("each observer CPU us per {u}", "observer", 2),
         ("redis CPU us per {u}", "redis", 2),
         ("server total us per {u}", "server", 2),
         ("load client CPU us per {u}", "client", 2),
@@ -241,12 +249,14 @@ def measured_table(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespa
                 value, spread = median(runs[name], phase, key)
                 out.append(cell(value, digits, "" if key == "rate" else spread).rjust(width))
             lines.append(("  " + label.format(u=unit)).ljust(34) + "".join(out))
-        cores = []
+        cores, quiet = [], []
         for name in names:
-            found = [figures(run, phase) for run in runs[name]]
-            marks = [f["cores"] + ("~" if f["noisy"] else "") for f in found if f]
-            cores.append(" ".join(marks).rjust(width))
+            found = [f for f in (figures(run, phase) for run in runs[name]) if f]
+            busy = [median(runs[name], phase, core)[0] for core in ("core0", "core1")]
+            cores.append("/".join(cell(b, 2) for b in busy).rjust(width))
+            quiet.append(f"{sum(not f['noisy'] for f in found)} of {len(found)}".rjust(width))
         lines.append("  cores busy core0/core1".ljust(34) + "".join(cores))
+        lines.append("  runs undisturbed".ljust(34) + "".join(quiet))
     lines.append(
         "subscribers per worker (2 workers, each run): "
         + ", ".join("/".join(map(str, run.get("spread", []))) for run in runs["2 workers"])
@@ -256,13 +266,15 @@ def measured_table(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespa
         for run in runs[name]:
             f = dig(run, "fanout")
             if isinstance(f, dict) and "misses" in f:
-                checks.append(f"{f['duplicates']}/{f['misses']}/{f['stray']}")
+                mark = "*" if f.get("partial") else ""
+                checks.append(f"{f['duplicates']}/{f['misses']}/{f['stray']}{mark}")
             else:
                 checks.append(str(run.get("failure", "-"))[:60])
     lines.append("fan-out duplicates/misses/stray, every run: " + ", ".join(checks))
     lines.append(
-        "~ = other processes took > 10 % of a core in that phase (medians skip such runs when"
-        " they can); process CPU excludes softirq (loopback TCP), so rates stay below 1/cost."
+        "* = the phase hit its time bound; undisturbed = other processes took < 10 % of a core"
+        " in that phase (medians are over those runs when there are any);\nprocess CPU"
+        " excludes softirq (loopback TCP), so rates stay below 1 / cost."
     )
     return "\n".join(lines)
 
@@ -285,13 +297,25 @@ def constants(runs: dict[str, list[dict[str, Any]]], phase: str) -> dict[str, fl
     a0 = median(runs["plain"], phase, "workers")[0]
     a = median(runs["1 worker"], phase, "workers")[0]
     r = median(runs["1 w + observer"], cluster, "observer")[0]
-    rho1 = median(runs["1 worker"], cluster, "redis")[0]
-    rho2 = median(runs["1 w + observer"], cluster, "redis")[0]
-    if a0 is None or a is None or r is None or rho1 is None or rho2 is None:
+    r3 = median(runs["1 w + 3 observers"], cluster, "observer")[0]
+    # Redis per unit against the nodes subscribed to its channel (1, 2, 4): rho_in + m rho_out
+    points = [
+        (m, median(runs[name], cluster, "redis")[0])
+        for m, name in ((1, "1 worker"), (2, "1 w + observer"), (4, "1 w + 3 observers"))
+    ]
+    found = [(float(m), y) for m, y in points if y is not None]
+    if a0 is None or a is None or r is None or len(found) < 2:
         return None
-    rho_out = max(0.0, rho2 - rho1)  # Redis sends each message to one more subscriber
-    rho_in = max(0.0, rho1 - rho_out)
-    return {"a0": a0, "a": a, "r": r / per, "rho_in": rho_in / per, "rho_out": rho_out / per}
+    mean_m = statistics.fmean(m for m, _ in found)
+    mean_y = statistics.fmean(y for _, y in found)
+    slope = sum((m - mean_m) * (y - mean_y) for m, y in found) / sum(
+        (m - mean_m) ** 2 for m, _ in found
+    )
+    rho_out = max(0.0, slope)
+    rho_in = max(0.0, mean_y - rho_out * mean_m)
+    k = {"a0": a0, "a": a, "r": r / per, "rho_in": rho_in / per, "rho_out": rho_out / per}
+    k["r3"] = r3 / per if r3 is not None else float("nan")
+    return k
 
 
 def cost(k: dict[str, float], n: int) -> float:
@@ -314,7 +338,7 @@ def efficiency(k: dict[str, float], n: int) -> tuple[float, bool]:
 
 
 def model_table(runs: dict[str, list[dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
-    names = ("a0", "a", "r", "rho_in", "rho_out")
+    names = ("a0", "a", "r", "r3", "rho_in", "rho_out")
     lines = [
         "Model constants, server CPU us per unit (medians): C(N) = a + (N-1) r + rho_in + "
         "N rho_out",
@@ -372,7 +396,8 @@ def model_table(runs: dict[str, list[dict[str, Any]]]) -> tuple[str, dict[str, A
         }
     lines.append(
         "a0: plain worker; a: 1 worker with Redis (own work); r: the observer (applying another"
-        " worker's changes);\nrho_in + N rho_out: Redis, from 1 and 2 nodes subscribed; fan-out's"
+        " worker's changes); r3: each of 3 observers;\nrho_in + N rho_out: Redis, fitted over 1,"
+        " 2 and 4 nodes subscribed; fan-out's"
         " r and rho are the API phase's per-event figures / subscribers per event;\n"
         "ceiling: the highest cluster-wide rate over N <= 256, and that N;\n"
         "N=2 measured = a0 / server total with 2 workers;\n"
@@ -411,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"RLIMIT_NOFILE raised to {soft} (hard cap {hard}); each process needs N + ~150 fds")
     if args.connections + 200 > hard:
         print(f"warning: {args.connections} connections exceed the fd cap {hard}", flush=True)
+    print(f"overtone imported from {overtone_source(args)}", flush=True)
     runs: dict[str, list[dict[str, Any]]] = {setup.name: [] for setup in SETUPS}
     started, stolen = time.monotonic(), steal()
     with tempfile.TemporaryDirectory(prefix="overtone-workers-") as tmp:
