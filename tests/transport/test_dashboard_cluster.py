@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from overtone.cluster.memory_broker import MemoryBus
 from overtone.config import load_settings
@@ -37,19 +38,19 @@ async def test_one_dashboard_sees_the_whole_cluster() -> None:
         seen = await feed.until(lambda e: e["kind"] == "subscribed" and e["channel"] == "room-2")
         entry = next(e for e in seen if e["channel"] == "room-2")
         assert entry["node"] == b.node_id and entry["socket_id"] == socket_id
-        overview: dict[str, object] = {}
+        overview: dict[str, Any] = {}
         for _ in range(int(scaled(10) / 0.2)):
             overview = await get_json(a.port, "/dashboard/api/overview")
-            nodes = {n["id"]: n for n in overview["nodes"]}  # type: ignore[attr-defined]
+            nodes = {n["id"]: n for n in overview["nodes"]}
             if nodes.get(b.node_id, {}).get("cpu") is not None:
                 break
             await asyncio.sleep(0.2)
-        nodes = {n["id"]: n for n in overview["nodes"]}  # type: ignore[attr-defined]
+        nodes = {n["id"]: n for n in overview["nodes"]}
         assert set(nodes) == {a.node_id, b.node_id}
         assert nodes[a.node_id]["self"] and not nodes[b.node_id]["self"]
         assert nodes[b.node_id]["connections"] == 1 and nodes[b.node_id]["state"] == "up"
         assert nodes[b.node_id]["rss"] > 0
-        [app] = overview["apps"]  # type: ignore[misc]
+        [app] = overview["apps"]
         assert app["id"] == APP_ID
         assert (app["connections"], app["local_connections"], app["channels"]) == (1, 0, 2)
         assert overview["cluster"] is True
