@@ -274,7 +274,7 @@ class Hub(HubStreams):
                 "member_added",
                 {"socket_id": session.socket_id, "channel": channel.name, "user_id": user_id},
             )
-        if self.emit is not None:
+        if first_here and self.emit is not None:  # the other nodes need presence, not counts
             self.emit({"t": "join", "c": channel.name, "u": user_id, "i": info})
         if first_here and user_id not in self.remote.channel_users(channel.name):
             self._lifecycle_hook("member_added", channel=channel.name, user_id=user_id)
@@ -299,15 +299,14 @@ class Hub(HubStreams):
         if self.emit is not None:
             self.emit({"t": "sub", "c": name, "d": -1})
         if channel.roster is not None:
-            user_id = channel.roster.by_socket.get(session.socket_id)
             gone = channel.roster.leave(session.socket_id)
             if gone is not None and self.trace is not None:
                 self.trace(
                     "member_removed",
                     {"socket_id": session.socket_id, "channel": name, "user_id": gone},
                 )
-            if user_id is not None and self.emit is not None:
-                self.emit({"t": "leave", "c": name, "u": user_id})
+            if gone is not None and self.emit is not None:
+                self.emit({"t": "leave", "c": name, "u": gone})
             if gone is not None and gone not in self.remote.channel_users(name):
                 self._lifecycle_hook("member_removed", channel=name, user_id=gone)
                 self.member_event(name, "pusher_internal:member_removed", gone)
@@ -414,7 +413,7 @@ class Hub(HubStreams):
         online = [uid for uid in watchlist if self.is_online(uid)]
         if online:
             self._send(session, watchlist_event("online", online))
-        if self.emit is not None:
+        if first_here and self.emit is not None:
             self.emit({"t": "in", "u": user_id})
         if first_here and user_id not in self.remote.users:
             self.notify_watchers(user_id, "online")
@@ -429,10 +428,10 @@ class Hub(HubStreams):
             sessions.discard(session)
             if not sessions:
                 del self.users[user_id]
+                if self.emit is not None:
+                    self.emit({"t": "out", "u": user_id})
                 if user_id not in self.remote.users:
                     self.notify_watchers(user_id, "offline")
-        if self.emit is not None:
-            self.emit({"t": "out", "u": user_id})
         session.user_id = None
 
     # -- publishing -----------------------------------------------------------------------

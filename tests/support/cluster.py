@@ -35,7 +35,7 @@ class Bus:
         node = Node(AppRegistry([app]))
         prefix = len(self.nodes) + 1
         node.new_socket_id = lambda: f"{prefix}.{next(ids)}"  # type: ignore[method-assign]
-        coordinator = Coordinator(node, name, wake=lambda: None)
+        coordinator = Coordinator(node, name, wake=lambda urgent: None)
         for hub in coordinator.hubs.values():
             hub.sequenced = lambda: self.up
             hub.load_stream = partial(self._load, hub)

@@ -23,6 +23,15 @@ broker's order, which decides the webhooks that must be sent once cluster-wide.
 Outgoing messages are queued and sent in one envelope per :meth:`Coordinator.flush`; the
 transport calls ``flush`` soon after ``wake`` fires, so a burst costs one broker message.
 
+Counts cost per change of shared state, not per connection: connection and subscription
+changes are not queued one by one but added up per app and per channel until the flush (one
+``conn`` with the net change, one ``subs`` with every channel's net change, and for a channel
+whose count went down and up again within the batch, the lowest and highest points, so
+``channel_occupied``/``channel_vacated`` are still decided exactly). They go first in the
+envelope. ``wake(urgent=False)`` lets the transport wait up to
+:data:`COUNT_WINDOW` seconds before flushing mere counts, so a connection storm costs a few
+broker messages a second; anything else (events, presence, sign-ins) wakes it at once.
+
 History (protocol.md §8): events on channels with history are marked ``"n": 1`` and handed
 to the broker as *appends*; the broker numbers them and they come back to every node, the
 publisher included, as ``{"q": [[epoch, offset], ...], "e": envelope}``, so every node
@@ -49,6 +58,51 @@ from overtone.node import Node
 
 log = logging.getLogger("overtone.cluster")
 
+COUNT_WINDOW = 0.01
+"""Seconds the transport may wait before flushing a batch that holds only counts."""
+
+
+@dataclass(slots=True)
+class Counts:
+    """One app's connection and subscription changes since the last flush."""
+
+    connections: int = 0
+    channels: dict[str, list[int]] = field(default_factory=dict)
+    """channel -> ``[net, lowest, highest]`` running totals since the batch began."""
+
+    def subscribe(self, channel: str, delta: int) -> None:
+        running = self.channels.get(channel)
+        if running is None:
+            self.channels[channel] = [delta, min(delta, 0), max(delta, 0)]
+            return
+        net = running[0] = running[0] + delta
+        if net < running[1]:
+            running[1] = net
+        elif net > running[2]:
+            running[2] = net
+
+    def messages(self, occupancy: bool) -> list[dict[str, Any]]:
+        """``conn`` and ``subs`` messages for the batch (nothing for what did not change).
+
+        ``occupancy``: the app wants ``channel_occupied``/``channel_vacated`` webhooks, so a
+        channel that went down and up within the batch is sent even with no net change.
+        """
+        out: list[dict[str, Any]] = []
+        if self.connections:
+            out.append({"t": "conn", "d": self.connections})
+        changed: dict[str, Any] = {}
+        for channel, (net, low, high) in self.channels.items():
+            if low == min(net, 0) and high == max(net, 0):
+                if net:
+                    changed[channel] = net  # went one way only: the net change says it all
+            elif occupancy:
+                changed[channel] = [net, low, high]
+            elif net:
+                changed[channel] = net
+        if changed:
+            out.append({"t": "subs", "c": changed})
+        return out
+
 
 @dataclass(slots=True)
 class Outgoing:
@@ -67,7 +121,7 @@ class Coordinator:
         self,
         node: Node,
         node_id: str,
-        wake: Callable[[], None],
+        wake: Callable[[bool], None],
         heartbeat: float = 5.0,
         node_timeout: float = 15.0,
     ) -> None:
@@ -77,6 +131,7 @@ class Coordinator:
         self.node_timeout = node_timeout
         self._wake = wake
         self._pending: list[list[Any]] = []
+        self._counts: dict[str, Counts] = {}
         self._resets: list[StreamRef] = []
         self._last_heartbeat = float("-inf")
         self.last_seen: dict[str, float] = {}
@@ -95,20 +150,48 @@ class Coordinator:
 
     def _emitter(self, app_id: str) -> Callable[[dict[str, Any]], None]:
         def emit(message: dict[str, Any]) -> None:
-            self._queue(app_id, message)
+            kind = message["t"]
+            if kind == "sub":
+                self._count(app_id).subscribe(message["c"], message["d"])
+            elif kind == "conn":
+                self._count(app_id).connections += message["d"]
+            else:
+                self._queue(app_id, message)
 
         return emit
 
-    def _queue(self, app_id: str, message: dict[str, Any]) -> None:
-        if not self._pending:
-            self._wake()
+    def _occupancy(self, app_id: str) -> bool:
+        hub = self.hubs.get(app_id)
+        return hub is not None and (
+            hub.app.wants_webhook("channel_occupied") or hub.app.wants_webhook("channel_vacated")
+        )
+
+    def _count(self, app_id: str) -> Counts:
+        counts = self._counts.get(app_id)
+        if counts is None:
+            counts = self._counts[app_id] = Counts()
+            if not self._pending:
+                self._wake(False)
+        return counts
+
+    def _queue(self, app_id: str, message: dict[str, Any], urgent: bool = True) -> None:
+        if not self._pending or urgent:
+            self._wake(urgent)
         self._pending.append([app_id, message])
 
     def flush(self) -> Outgoing | None:
-        """Everything queued since the last flush, or ``None``."""
-        if not self._pending:
+        """Everything queued since the last flush (counts first), or ``None``."""
+        if not self._pending and not self._counts:
             return None
-        pending, self._pending = self._pending, []
+        pending: list[list[Any]] = [
+            [app_id, message]
+            for app_id, counts in self._counts.items()
+            for message in counts.messages(self._occupancy(app_id))
+        ]
+        pending += self._pending
+        self._pending, self._counts = [], {}
+        if not pending:
+            return None
         outgoing = Outgoing(orjson.dumps({"n": self.node_id, "m": pending}))
         outgoing.resets, self._resets = self._resets, []
         for app_id, message in pending:
@@ -158,7 +241,7 @@ class Coordinator:
 
     def send_load(self, report: dict[str, Any]) -> None:
         """Queue this node's ``load`` report (the dashboard's figures and console)."""
-        self._queue("", {**report, "t": "load"})
+        self._queue("", {**report, "t": "load"}, urgent=False)
 
     def leave(self) -> None:
         """Queue a ``bye`` (clean shutdown)."""
@@ -168,7 +251,7 @@ class Coordinator:
         """Send a heartbeat when due and forget nodes silent for ``node_timeout``."""
         if now - self._last_heartbeat >= self.heartbeat:
             self._last_heartbeat = now
-            self._queue("", {"t": "hb"})
+            self._queue("", {"t": "hb"}, urgent=False)
         for node, seen in list(self.last_seen.items()):
             if now - seen > self.node_timeout:
                 log.warning("node %s silent for %.0f s: removing its connections", node, now - seen)

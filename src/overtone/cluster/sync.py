@@ -4,10 +4,14 @@ Message types (``t``), as emitted by :class:`~overtone.hub.Hub`:
 
 | ``t`` | fields | meaning |
 |---|---|---|
-| ``conn`` | ``d`` | connection count changed by ``d`` |
-| ``sub`` | ``c``, ``d`` | subscriptions to channel ``c`` changed by ``d`` |
-| ``join`` / ``leave`` | ``c``, ``u``, ``i`` | a connection of ``u`` joined/left presence ``c`` |
-| ``in`` / ``out`` | ``u`` | a connection signed in/out as user ``u`` |
+| ``conn`` | ``d`` | connection count changed by ``d`` (net, over a batch) |
+| ``subs`` | ``c`` | per channel, the subscription count's net change over a batch, or
+  ``[net, lowest, highest]`` when it went down and up within it |
+| ``sub`` | ``c``, ``d`` | subscriptions to channel ``c`` changed by ``d`` (older nodes) |
+| ``join`` / ``leave`` | ``c``, ``u``, ``i`` | user ``u`` became present in presence channel
+  ``c`` on the sending node (its first connection there) / is no longer (its last) |
+| ``in`` / ``out`` | ``u`` | user ``u`` signed in on the sending node (its first connection
+  there) / signed out (its last) |
 | ``ev`` | ``c``, ``p``, ``x``, ``n`` | deliver encoded event ``p`` on ``c``, except to socket
   ``x``; with ``n``, once the broker numbered it (history) |
 | ``term`` | ``u`` | close user ``u``'s connections |
@@ -38,6 +42,9 @@ def apply(hub: Hub, node: str, message: dict[str, Any], now: float) -> None:
                 exclude if isinstance(exclude, str) else None,
                 now,
             )
+        elif kind == "subs":
+            for channel, change in message["c"].items():
+                remote.subscribe(node, str(channel), int(_net(change)))
         elif kind == "sub":
             remote.subscribe(node, str(message["c"]), int(message["d"]))
         elif kind == "conn":
@@ -79,15 +86,9 @@ def apply_own(hub: Hub, message: dict[str, Any]) -> None:
     """
     kind = message.get("t")
     try:
-        if kind == "sub":
-            channel, delta = str(message["c"]), int(message["d"])
-            remote = hub.remote.subscription_count(channel)
-            before = remote + hub.ordered.channels.get(channel, 0)
-            after = remote + hub.ordered.subscribe(channel, delta)
-            if before == 0 < after:
-                hub.hook("channel_occupied", channel=channel)
-            elif after == 0 < before:
-                hub.hook("channel_vacated", channel=channel)
+        if kind == "subs":
+            for channel, change in message["c"].items():
+                _own_subscriptions(hub, str(channel), change)
         elif kind in ("join", "leave"):
             channel, user_id = str(message["c"]), str(message["u"])
             remote = hub.remote.channel_users(channel).get(user_id, 0)
@@ -99,6 +100,32 @@ def apply_own(hub: Hub, message: dict[str, Any]) -> None:
                 hub.hook("member_removed", channel=channel, user_id=user_id)
     except (KeyError, TypeError, ValueError):
         return
+
+
+def _net(change: Any) -> int:
+    """The net change of a ``subs`` entry (an int, or ``[net, lowest, highest]``)."""
+    return int(change[0] if isinstance(change, list) else change)
+
+
+def _own_subscriptions(hub: Hub, channel: str, change: Any) -> None:
+    """Replay this node's subscription changes to one channel over a batch: occupied and
+    vacated are due when the cluster-wide count reached zero from either side on the way."""
+    if isinstance(change, list):
+        net, low, high = (int(value) for value in change)
+    else:
+        net = int(change)
+        low, high = min(net, 0), max(net, 0)
+    remote = hub.remote.subscription_count(channel)
+    before = remote + hub.ordered.channels.get(channel, 0)
+    after = remote + hub.ordered.subscribe(channel, net)
+    if before == 0 and before + high > 0:
+        hub.hook("channel_occupied", channel=channel)
+        if after == 0:
+            hub.hook("channel_vacated", channel=channel)
+    elif before > 0 and before + low <= 0:
+        hub.hook("channel_vacated", channel=channel)
+        if after > 0:
+            hub.hook("channel_occupied", channel=channel)
 
 
 def replace_share(hub: Hub, node: str, share: Share | None, *, responsible: bool = False) -> None:
@@ -136,8 +163,8 @@ def local_share(hub: Hub) -> Share:
         share.channels[name] = len(channel.subscribers)
         if channel.roster is not None:
             for user_id, member in channel.roster.members.items():
-                share.members[(name, user_id)] = [member.user_info, member.connections]
-    share.users = {user_id: len(sessions) for user_id, sessions in hub.users.items()}
+                share.members[(name, user_id)] = [member.user_info, 1]
+    share.users = dict.fromkeys(hub.users, 1)
     return share
 
 

@@ -20,7 +20,7 @@ from functools import partial
 from overtone.apps import AppRegistry
 from overtone.channels.history import StreamSnapshot
 from overtone.cluster.broker import Broker, BrokerFactory
-from overtone.cluster.coordinator import Coordinator
+from overtone.cluster.coordinator import COUNT_WINDOW, Coordinator
 from overtone.cluster.redis_broker import RedisBroker
 from overtone.config import Scaling, Settings
 from overtone.dashboard.service import DashboardService
@@ -210,21 +210,28 @@ class Server:
     async def _join_cluster(self, scaling: Scaling) -> None:
         loop = asyncio.get_running_loop()
         node_id = self.node_id
-        flush_scheduled = False
+        soon: asyncio.Handle | None = None  # a flush on the next loop iteration
+        later: asyncio.TimerHandle | None = None  # a flush of mere counts, COUNT_WINDOW away
 
         def flush() -> None:
-            nonlocal flush_scheduled
-            flush_scheduled = False
+            nonlocal soon, later
+            soon = None
+            if later is not None:
+                later.cancel()
+                later = None
             assert self.coordinator is not None and self.broker is not None
             outgoing = self.coordinator.flush()
             if outgoing is not None:
                 self.broker.publish(outgoing.envelope, outgoing.appends, outgoing.resets)
 
-        def wake() -> None:
-            nonlocal flush_scheduled
-            if not flush_scheduled:
-                flush_scheduled = True
-                loop.call_soon(flush)
+        def wake(urgent: bool) -> None:
+            nonlocal soon, later
+            if soon is not None:
+                return
+            if urgent:
+                soon = loop.call_soon(flush)
+            elif later is None:
+                later = loop.call_later(COUNT_WINDOW, flush)
 
         coordinator = self.coordinator = Coordinator(
             self.node, node_id, wake, scaling.heartbeat_interval, scaling.node_timeout
@@ -309,14 +316,14 @@ class Server:
         """
         ctx = self.ctx
         assert ctx is not None and self._server is not None
-        if self.dashboard is not None:
-            self.dashboard.stop()
         if ctx.stopping:
             return
         ctx.stopping = True
         self._server.close()
         if self._ticker is not None:
             self._ticker.cancel()
+        if self.dashboard is not None:
+            self.dashboard.stop()
         self.node.close_all(errors.SERVER_SHUTTING_DOWN)
         if self.coordinator is not None and self.broker is not None:
             self.coordinator.leave()
