@@ -121,6 +121,8 @@ def test_the_wheel_carries_its_data_files(installed: Installed) -> None:
     names = zipfile.ZipFile(installed.wheel).namelist()
     assert "overtone/py.typed" in names
     assert "overtone/static/recovery.js" in names
+    for page in ("index.html", "dashboard.js", "dashboard.css"):
+        assert f"overtone/static/dashboard/{page}" in names
     assert "overtone/cli/templates/__init__.py" in names
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(installed.wheel).read(metadata).decode()

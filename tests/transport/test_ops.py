@@ -6,7 +6,7 @@ import asyncio
 
 from overtone.cluster.memory_broker import MemoryBus
 from overtone.config import load_settings
-from overtone.transport.ops import readiness
+from overtone.transport.ops import readiness, route_kind
 from overtone.transport.server import Server
 from support.inprocess import BASE_ENV, start
 from support.rawws import RawClient, frame
@@ -95,3 +95,17 @@ async def test_metrics_count_history_and_recoveries(live: Server) -> None:
     assert 'overtone_recoveries_total{app="123456"} 1.0' in text
     assert 'overtone_resyncs_total{app="123456"} 1.0' in text
     assert "overtone_history_bytes_max 6.7108864e+07" in text
+
+
+def test_route_labels_come_from_a_fixed_set() -> None:
+    assert route_kind("/apps/1/events") == "events"
+    assert route_kind("/apps/1/batch_events?x=1") == "batch_events"
+    assert route_kind("/apps/1/channels") == "channels"
+    assert route_kind("/apps/1/channels/news") == "channel"
+    assert route_kind("/apps/1/channels/presence-x/users") == "users"
+    assert route_kind("/apps/1/channels/news/history") == "history"
+    assert route_kind("/apps/1/users/7/terminate_connections") == "terminate_connections"
+    assert route_kind("/prefix/up") == "up"
+    # Whatever else a client asks for adds no metric series.
+    for path in ("/favicon.ico", "/apps/1/x9f3", "/apps/1/channels/a/b/c", "/", "/wp-login.php"):
+        assert route_kind(path) == "other", path

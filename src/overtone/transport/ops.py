@@ -51,17 +51,26 @@ class Latency:
         self.statuses[(route, status)] += 1
 
 
+ROUTE_KINDS = frozenset(
+    {"events", "batch_events", "connections", "terminate_connections", "up", "recovery.js"}
+)
+
+
 def route_kind(path: str) -> str:
-    """A low-cardinality label for an API path (``events``, ``channel``, ...)."""
+    """A low-cardinality label for an API path (``events``, ``channel``, ...).
+
+    Labels come from a fixed set: any other path (a scanner's, a browser's
+    ``/favicon.ico``) is ``other``, so no request can add a metric series.
+    """
     parts = path.partition("?")[0].strip("/").split("/")
     if "apps" in parts:
         rest = parts[parts.index("apps") + 2 :]
-        if not rest:
-            return "other"
-        if rest[0] == "channels":
-            return {1: "channels", 2: "channel", 3: "users"}.get(len(rest), "other")
-        return rest[0] if rest[0] in ("events", "batch_events", "connections") else rest[-1]
-    return parts[-1] or "root"
+        if rest and rest[0] == "channels":
+            kind = {1: "channels", 2: "channel", 3: rest[-1]}.get(len(rest), "other")
+            return kind if kind in ("channels", "channel", "users", "history") else "other"
+        kind = (rest[0] if len(rest) == 1 else rest[-1]) if rest else "other"
+        return kind if kind in ROUTE_KINDS else "other"
+    return parts[-1] if parts[-1] in ROUTE_KINDS else "other"
 
 
 def readiness(server: Server) -> tuple[int, bytes]:
