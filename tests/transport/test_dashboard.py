@@ -13,6 +13,7 @@ import pytest_asyncio
 
 from overtone.protocol.signatures import sign
 from overtone.transport.server import Server
+from support.http import request
 from support.inprocess import start
 from support.rawws import RawClient
 from support.servers import APP_ID, APP_KEY, APP_SECRET, scaled
@@ -28,32 +29,6 @@ async def dash() -> AsyncIterator[Server]:
     server = await start(OVERTONE_DASHBOARD_PASSWORD=PASSWORD)
     yield server
     await server.shutdown()
-
-
-async def request(
-    port: int, line: bytes, headers: bytes = b"", body: bytes = b""
-) -> tuple[int, dict[str, str], bytes]:
-    """One request with ``Connection: close``; status, headers and body of the answer."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    extra = headers + b"\r\n" if headers else b""
-    writer.write(
-        line
-        + b"\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        + extra
-        + b"Content-Length: %d\r\n\r\n" % len(body)
-        + body
-    )
-    try:
-        answer = await asyncio.wait_for(reader.read(-1), scaled(5))
-    finally:
-        writer.close()
-    raw_head, _, content = answer.partition(b"\r\n\r\n")
-    status_line, *lines = raw_head.decode("latin-1").split("\r\n")
-    found = {}
-    for each in lines:
-        name, _, value = each.partition(":")
-        found[name.strip().lower()] = value.strip()
-    return int(status_line.split()[1]), found, content
 
 
 async def get_json(port: int, path: str) -> Any:

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from importlib import resources
 
 import pytest
 
 from overtone.transport.server import Server
+from support.http import request
 from support.inprocess import start
-from support.servers import scaled
 
 ADD_ON = resources.files("overtone").joinpath("static", "recovery.js").read_bytes()
-
-
-async def request(port: int, head: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send one request (``Connection: close``); the status, headers and body of the answer."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(head + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
-    try:
-        answer = await asyncio.wait_for(reader.read(-1), scaled(5))
-    finally:
-        writer.close()
-    raw_head, _, body = answer.partition(b"\r\n\r\n")
-    status_line, *lines = raw_head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(status_line.split()[1]), headers, body
 
 
 async def test_get_serves_the_add_on_with_cache_headers(live: Server) -> None:
