@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from urllib.parse import parse_qs
 
 import pytest
 from hypothesis import given
@@ -14,6 +15,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 from websockets.utils import accept_key as ws_accept_key
 
+from overtone.protocol.connect import query_value
 from overtone.protocol.frames import encode_frame
 from overtone.protocol.handshake import (
     HandshakeError,
@@ -207,3 +209,33 @@ def test_key_header(value: bytes | None) -> None:
 def test_error_messages_do_not_echo_huge_header_values() -> None:
     err = error(good_headers(upgrade=b"x" * 10_000))
     assert len(err.message) < 400
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["protocol", "client", "version", "proto%63ol", "a+b", ""]),
+            st.text(alphabet="0123456789abc%+=&", max_size=6),
+        ),
+        max_size=5,
+    )
+)
+def test_query_value_agrees_with_parse_qs(pairs: list[tuple[str, str]]) -> None:
+    query = "&".join(f"{key}={value}" for key, value in pairs)
+    expected = parse_qs(query).get("protocol", [None])[-1]
+    found = query_value(query, "protocol")
+    assert found == expected or (found == "" and expected is None)
+
+
+def test_upgrade_tokens_are_found_in_any_case_and_list() -> None:
+    for upgrade, connection in (
+        (b"WebSocket", b"Upgrade"),
+        (b"h2c, websocket", b"keep-alive, Upgrade"),
+        (b"websocket ", b" upgrade"),
+    ):
+        headers = good_headers(upgrade=upgrade, connection=connection)
+        assert isinstance(check_upgrade(b"GET", "1.1", headers), bytes), (upgrade, connection)
+    refused = check_upgrade(b"GET", "1.1", good_headers(upgrade=b"websockets"))
+    assert isinstance(refused, HandshakeError) and refused.status == 426
+    refused = check_upgrade(b"GET", "HTTP/1.1", good_headers(connection=b"keep-alive"))
+    assert isinstance(refused, HandshakeError) and refused.status == 400

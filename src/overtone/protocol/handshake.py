@@ -44,9 +44,10 @@ def accept_key(sec_websocket_key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(sec_websocket_key + _GUID).digest())
 
 
-def _tokens(value: bytes) -> list[bytes]:
-    """Comma-separated header tokens, stripped and lower-cased."""
-    return [token.strip().lower() for token in value.split(b",")]
+def _has_token(value: bytes, token: bytes) -> bool:
+    """Whether comma-separated header ``value`` holds ``token`` (lower-case), in any case."""
+    lowered = value.lower()
+    return lowered == token or token in [each.strip() for each in lowered.split(b",")]
 
 
 def _show(value: bytes) -> str:
@@ -59,6 +60,8 @@ def _show(value: bytes) -> str:
 
 def _http_version_ok(http_version: str) -> bool | None:
     """True if >= 1.1, False if older, None if unparsable (``"1.1"`` or ``"HTTP/1.1"``)."""
+    if http_version == "1.1":  # nearly every request: no parsing
+        return True
     version = http_version.removeprefix("HTTP/")
     major, dot, minor = version.partition(".")
     if not (major.isdecimal() and (not dot or minor.isdecimal())):
@@ -117,7 +120,7 @@ def check_upgrade(
             f"missing 'Upgrade: websocket' header; {_PROXY_HINT}",
             ((b"Upgrade", b"websocket"),),
         )
-    if b"websocket" not in _tokens(upgrade):
+    if not _has_token(upgrade, b"websocket"):
         return HandshakeError(
             426,
             f"'Upgrade' header is {_show(upgrade)}, expected 'websocket'; {_PROXY_HINT}",
@@ -127,7 +130,7 @@ def check_upgrade(
     connection = headers.get(b"connection")
     if connection is None:
         return HandshakeError(400, f"missing 'Connection: Upgrade' header; {_PROXY_HINT}")
-    if b"upgrade" not in _tokens(connection):
+    if not _has_token(connection, b"upgrade"):
         return HandshakeError(
             400,
             f"'Connection' header is {_show(connection)}, expected it to contain 'Upgrade'; "

@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, cast
-from urllib.parse import parse_qs
 
 import httptools
 
@@ -22,7 +21,7 @@ from overtone.dashboard.service import FEED_HEAD, DashboardService, Feed
 from overtone.http.api import Deferred
 from overtone.hub import Hub
 from overtone.protocol import errors, messages
-from overtone.protocol.connect import protocol_error
+from overtone.protocol.connect import protocol_error, query_value
 from overtone.protocol.errors import PusherError
 from overtone.protocol.frames import (
     OP_PONG,
@@ -385,7 +384,7 @@ class Connection(asyncio.Protocol):
             self.timer.cancel()
             self.timer = None
         origin = self.headers.get(b"origin")
-        query = parse_qs(target.partition("?")[2])
+        query = target.partition("?")[2]
         self.headers = {}
         self.url = b""
         self.parser = None
@@ -396,7 +395,7 @@ class Connection(asyncio.Protocol):
         if app is None:
             self._fail(errors.app_not_found(key))
             return
-        problem = protocol_error(query.get("protocol", [None])[-1])
+        problem = protocol_error(query_value(query, "protocol"))
         if problem is not None:
             self._fail(problem)
             return
