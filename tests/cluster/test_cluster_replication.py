@@ -166,3 +166,7 @@ def test_counts_alone_wait_for_the_window_but_events_do_not() -> None:
     assert wakes == [False]  # counts only: the transport may wait COUNT_WINDOW
     hub_of(a).publish("e", ["news"], "d", None, bus.now)
     assert wakes == [False, True]  # an event: flush on the next iteration
+    a.flush()
+    wakes.clear()
+    FakeClient(hub_of(a), now=bus.now).connect().subscribe("presence-p", {"user_id": "u"})
+    assert wakes == [False, True]  # a presence join goes out with the next flush too
