@@ -573,6 +573,7 @@ class Plan:
     drain: float = 2.0  # after the last publication, before counting
     settle: float = 20.0  # at most this long for every node's counts to match the truth
     victim: int = 1  # the node that is SIGKILLed
+    slack: float = 0.5  # seconds around a window: an event in flight at its edge belongs to it
 
 
 @dataclass
@@ -710,7 +711,7 @@ async def run_chaos(
         publisher.close()
         for client in clients:
             client.close()
-    result = account(clients, publisher.log, windows)
+    result = account(clients, publisher.log, windows, plan.slack)
     result["counts"] = counts
     result["windows"] = [
         {"name": w.name, "start": round(w.start - t0, 2), "end": round(w.end - t0, 2)}
@@ -720,12 +721,9 @@ async def run_chaos(
     return result
 
 
-SLACK = 0.5  # seconds around a window: an event in flight at its edge belongs to it
-
-
-def window_of(event: Published, windows: list[Window]) -> str:
+def window_of(event: Published, windows: list[Window], slack: float = 0.5) -> str:
     for window in windows:
-        if event.sent <= window.end + SLACK and event.done >= window.start - SLACK:
+        if event.sent <= window.end + slack and event.done >= window.start - slack:
             return window.name
     return "other"
 
@@ -744,7 +742,9 @@ def told_to_reload(client: Client, seq: int) -> bool:
     return False
 
 
-def account(clients: list[Client], log: list[Published], windows: list[Window]) -> dict[str, Any]:
+def account(
+    clients: list[Client], log: list[Published], windows: list[Window], slack: float = 0.5
+) -> dict[str, Any]:
     """Per client class: expected, delivered, duplicated, lost (by window), recoveries."""
     published = {event.seq: event for event in log if event.status == 200}
     failed = [event for event in log if event.status != 200]
@@ -787,7 +787,7 @@ def account(clients: list[Client], log: list[Published], windows: list[Window]) 
         row["anomalies"]["no offset (events)"] += client.anomalies["no offset"]
         silent = 0
         for seq in lost:
-            where = window_of(published[seq], windows)
+            where = window_of(published[seq], windows, slack)
             row["lost_by_window"][where] += 1
             if client.recovering and told_to_reload(client, seq):
                 row["told_to_reload"] += 1
@@ -802,7 +802,7 @@ def account(clients: list[Client], log: list[Published], windows: list[Window]) 
     for row in classes.values():
         for key in ("lost_by_window", "silent_by_window", "anomalies"):
             row[key] = {k: v for k, v in row[key].items() if v}
-    api_failures = Counter(window_of(event, windows) for event in failed)
+    api_failures = Counter(window_of(event, windows, slack) for event in failed)
     losers = Counter(
         seq
         for client in clients
@@ -813,7 +813,7 @@ def account(clients: list[Client], log: list[Published], windows: list[Window]) 
         {
             "seq": seq,
             "node": published[seq].node,
-            "window": window_of(published[seq], windows),
+            "window": window_of(published[seq], windows, slack),
             "clients": n,
         }
         for seq, n in sorted(losers.items())

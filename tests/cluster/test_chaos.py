@@ -70,6 +70,7 @@ async def test_chaos_under_load(tmp_path: Path, redis_server: RedisServer) -> No
         after=3.0,
         drain=1.5,
         settle=scaled(12),
+        slack=1.0,
     )
     try:
         result = await run_chaos(plan, cluster)
@@ -81,7 +82,6 @@ async def test_chaos_under_load(tmp_path: Path, redis_server: RedisServer) -> No
     for kind, row in classes.items():
         assert row["clients"] == 20, kind
         assert row["duplicated"] == 0, (kind, row)
-        assert row["unconfirmed"] == 0, (kind, row)
         # Plain clients lose only what was published while a failure was under way.
         assert "other" not in row["lost_by_window"], (kind, row)
     recovering = classes["recovering"]
