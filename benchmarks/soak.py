@@ -1,0 +1,569 @@
+"""Soak: N connections on a 3-node cluster for M minutes, with reconnect churn; resources flat,
+counts exact, no ghost members.
+
+Three ``overtone start`` nodes share one fresh ``redis-server`` (no persistence). N
+connections are spread over the nodes: half subscribe to presence channels (each its own user
+id, ``--presence-size`` members per channel), the rest to public channels (``--public-size``
+subscribers each). Events are published at a steady rate (``--rate``, each to one channel in
+turn, round-robin over the nodes, signed HTTP API). Every second ``--churn`` of the connections
+are closed and opened again (same channel and user, on a node chosen at random): half with a
+close frame, half abruptly (the socket closed without one). Every ``--sample`` seconds:
+
+- RSS and CPU% of each node and of Redis (``/proc``), and of this client;
+- what each node reports (signed ``/connections``, ``/channels?info=subscription_count``,
+  ``/channels?filter_by_prefix=presence-&info=user_count``) against the client's truth
+  (connections open, subscriptions acknowledged): the error is the sum of the absolute
+  differences over the channels (a count in flight between a node and Redis shows up here).
+
+At the end the churn and the publishing stop, and every node is polled until its counts and
+every presence channel's users equal the truth (bounded by ``--settle``): ghost members are
+users a node lists that are not connected, missing ones the reverse.
+
+    python -m benchmarks.soak --minutes 10 --connections 10000
+    python -m benchmarks.soak --minutes 1 --connections 1000      # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import random
+import resource
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.chaos import (
+    BENCH_APP,
+    Creds,
+    NodeProc,
+    RedisProc,
+    api_get,
+    channel_auth,
+    cluster_env,
+)
+from benchmarks.procstat import cpu_of, machine_cpu, own_cpu, rss_kb
+from benchmarks.wsclient import GUID, HttpConn, Signer, mask_bytes
+
+PONG = b'{"event":"pusher:pong","data":{}}'
+
+
+def masked(payload: bytes, opcode: int = 0x1) -> bytes:
+    n, mask = len(payload), os.urandom(4)
+    head = (
+        bytes((0x80 | opcode, 0x80 | n)) if n < 126 else bytes((0x81, 0xFE)) + n.to_bytes(2, "big")
+    )
+    return head + mask + mask_bytes(payload, mask)
+
+
+@dataclass
+class Truth:
+    """What the client knows: open connections, acknowledged subscriptions."""
+
+    connections: int = 0
+    subs: Counter[str] = field(default_factory=Counter)
+    users: dict[str, set[str]] = field(default_factory=dict)
+    events: int = 0
+    dropped: int = 0  # connections the server closed
+    failed: int = 0  # connections that never subscribed
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+class SoakConn(asyncio.Protocol):
+    """One connection: handshake, subscribe (presence with auth), answer pings, count events."""
+
+    def __init__(self, truth: Truth, creds: Creds, port: int, channel: str, user: str) -> None:
+        self.truth, self.creds, self.channel, self.user = truth, creds, channel, user
+        self.key = base64.b64encode(os.urandom(16))
+        self.port = port
+        self.transport: asyncio.Transport | None = None
+        self.handshake: bytes | None = b""
+        self.buf = b""
+        self.open = self.subscribed = self.closing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.write(  # type: ignore[attr-defined]
+            f"GET /app/{self.creds.key}?protocol=7&client=soak&version=1.0 HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {self.key.decode()}\r\n\r\n".encode()
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closing:
+            if self.subscribed:
+                self.truth.dropped += 1
+            else:
+                self.truth.failed += 1
+        self.forget()
+
+    def forget(self) -> None:
+        """Leave the truth (at once when we close: the server is told just after)."""
+        if self.subscribed:
+            self.subscribed = False
+            self.truth.subs[self.channel] -= 1
+            if self.user:
+                self.truth.users[self.channel].discard(self.user)
+        if self.open:
+            self.open = False
+            self.truth.connections -= 1
+
+    def close(self, abrupt: bool) -> None:
+        self.closing = True
+        self.forget()
+        if self.transport is None:
+            return
+        if abrupt:
+            self.transport.abort()  # no close frame, no FIN handshake: a reset
+        else:
+            self.transport.write(masked(b"\x03\xe8", 0x8))
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self.handshake is not None:
+            data = self.handshake + data
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                self.handshake = data
+                return
+            accept = base64.b64encode(hashlib.sha1(self.key + GUID).digest())
+            if not data.startswith(b"HTTP/1.1 101") or accept not in data[:end]:
+                self.truth.errors["handshake"] += 1
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            self.handshake = None
+            self.open = True
+            self.truth.connections += 1
+            data = data[end + 4 :]
+        if self.buf:
+            data, self.buf = self.buf + data, b""
+        pos, end = 0, len(data)
+        while end - pos >= 2:
+            size = data[pos + 1] & 0x7F
+            start = pos + 2
+            if size == 126:
+                start += 2
+                size = int.from_bytes(data[pos + 2 : pos + 4], "big")
+            elif size == 127:
+                start += 8
+                size = int.from_bytes(data[pos + 2 : pos + 10], "big")
+            stop = start + size
+            if stop > end:
+                break
+            opcode = data[pos] & 0x0F
+            pos = stop
+            if opcode == 1:
+                if data.find(b'"pusher', start, stop) >= 0:
+                    self.control(data[start:stop])
+                else:
+                    self.truth.events += 1
+            elif opcode == 9 and self.transport is not None:
+                self.transport.write(masked(data[start:stop][:125], 0xA))
+            elif opcode == 8:
+                self.truth.errors["close frame"] += 1
+        if pos < end:
+            self.buf = data[pos:]
+
+    def control(self, payload: bytes) -> None:
+        message = json.loads(payload)
+        event = message.get("event")
+        if event == "pusher:ping":
+            if self.transport is not None:
+                self.transport.write(masked(PONG))
+        elif event == "pusher:connection_established":
+            socket_id = json.loads(message["data"])["socket_id"]
+            data: dict[str, Any] = {"channel": self.channel}
+            if self.user:
+                channel_data = json.dumps({"user_id": self.user})
+                data["channel_data"] = channel_data
+                data["auth"] = channel_auth(self.creds, socket_id, self.channel, channel_data)
+            if self.transport is not None:
+                self.transport.write(
+                    masked(json.dumps({"event": "pusher:subscribe", "data": data}).encode())
+                )
+        elif event == "pusher_internal:subscription_succeeded":
+            if message.get("channel") == self.channel and not self.subscribed and not self.closing:
+                self.subscribed = True
+                self.truth.subs[self.channel] += 1
+                if self.user:
+                    self.truth.users.setdefault(self.channel, set()).add(self.user)
+        elif event in ("pusher:error", "pusher:subscription_error"):
+            self.truth.errors[str(event)] += 1
+
+
+@dataclass
+class Slot:
+    channel: str
+    user: str
+    conn: SoakConn | None = None
+    opening: bool = False  # a reconnection is under way: the churn leaves the slot alone
+
+
+class Soak:
+    def __init__(self, args: argparse.Namespace, ports: list[int], creds: Creds) -> None:
+        self.args, self.ports, self.creds = args, ports, creds
+        self.truth = Truth()
+        n = args.connections
+        presence = n // 2
+        self.slots: list[Slot] = []
+        for i in range(presence):
+            self.slots.append(Slot(f"presence-soak-{i // args.presence_size}", f"u{i}"))
+        for i in range(n - presence):
+            self.slots.append(Slot(f"soak-{i // args.public_size}", ""))
+        self.channels = sorted({slot.channel for slot in self.slots})
+        self.inflight = asyncio.Semaphore(args.concurrency)
+        self.reconnects = 0
+        self.published = self.api_failures = 0
+
+    async def open(self, slot: Slot, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        slot.opening = True
+        try:
+            await self._open(slot, port, loop)
+        finally:
+            slot.opening = False
+
+    async def _open(self, slot: Slot, port: int, loop: asyncio.AbstractEventLoop) -> None:
+        async with self.inflight:
+            try:
+                _, conn = await loop.create_connection(
+                    lambda: SoakConn(self.truth, self.creds, port, slot.channel, slot.user),
+                    "127.0.0.1",
+                    port,
+                )
+            except OSError as exc:
+                self.truth.errors[f"connect {type(exc).__name__}"] += 1
+                return
+            slot.conn = conn
+            deadline = time.monotonic() + 10
+            while not conn.subscribed and not conn.closing and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)  # hold the handshake slot until subscribed
+
+    async def connect_all(self) -> float:
+        started = time.monotonic()
+        await asyncio.gather(
+            *(self.open(slot, self.ports[i % len(self.ports)]) for i, slot in enumerate(self.slots))
+        )
+        return time.monotonic() - started
+
+    async def churn(self, stop: asyncio.Event) -> None:
+        per_second = max(1, round(self.args.churn * len(self.slots)))
+        pending: set[asyncio.Task[None]] = set()
+        abrupt = False
+        while not stop.is_set():
+            tick = time.monotonic()
+            for slot in random.sample(self.slots, per_second):
+                if slot.opening:
+                    continue
+                if slot.conn is not None:
+                    abrupt = not abrupt
+                    slot.conn.close(abrupt)
+                    slot.conn = None
+                self.reconnects += 1
+                task = asyncio.ensure_future(self.open(slot, random.choice(self.ports)))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def publish(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        conns: dict[int, HttpConn] = {}
+        interval, turn = 1.0 / self.args.rate, 0
+        next_at = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            next_at = max(next_at + interval, time.monotonic() - 1.0)
+            port = self.ports[turn % len(self.ports)]
+            channel = self.channels[turn % len(self.channels)]
+            turn += 1
+            body = json.dumps({"name": "e", "channel": channel, "data": str(turn)}).encode()
+            signer = Signer(self.creds.app_id, self.creds.key, self.creds.secret, "127.0.0.1", port)
+            try:
+                conn = conns.get(port)
+                if conn is None or conn.lost:
+                    opening = loop.create_connection(HttpConn, "127.0.0.1", port)
+                    conn = conns[port] = (await asyncio.wait_for(opening, 2))[1]
+                status = await asyncio.wait_for(conn.call(signer.request(body)), 5)
+            except (OSError, TimeoutError):
+                status = 0
+            if status == 200:
+                self.published += 1
+            else:
+                self.api_failures += 1
+                conns.pop(port, None)
+        for conn in conns.values():
+            if conn.transport is not None:
+                conn.transport.close()
+
+
+def reported(creds: Creds, port: int) -> dict[str, Any]:
+    """One node's view (blocking)."""
+    base = f"/apps/{creds.app_id}"
+    subs = api_get(creds, port, f"{base}/channels", {"info": "subscription_count"})["channels"]
+    users = api_get(
+        creds, port, f"{base}/channels", {"filter_by_prefix": "presence-", "info": "user_count"}
+    )["channels"]
+    return {
+        "connections": int(api_get(creds, port, f"{base}/connections")["connections"]),
+        "subs": {name: int(info.get("subscription_count", 0)) for name, info in subs.items()},
+        "users": {name: int(info.get("user_count", 0)) for name, info in users.items()},
+    }
+
+
+def count_error(view: dict[str, Any], truth: Truth) -> dict[str, int]:
+    subs = {k: v for k, v in truth.subs.items() if v}
+    users = {k: len(v) for k, v in truth.users.items() if v}
+    names = set(subs) | set(view["subs"])
+    user_names = set(users) | set(view["users"])
+    return {
+        "connections": view["connections"] - truth.connections,
+        "subs": sum(abs(view["subs"].get(k, 0) - subs.get(k, 0)) for k in names),
+        "users": sum(abs(view["users"].get(k, 0) - users.get(k, 0)) for k in user_names),
+    }
+
+
+def ghosts(creds: Creds, port: int, truth: Truth) -> tuple[int, int]:
+    """(users listed but not connected, users connected but not listed) on one node."""
+    extra = missing = 0
+    for channel, present in truth.users.items():
+        path = f"/apps/{creds.app_id}/channels/{channel}/users"
+        listed = {str(user["id"]) for user in api_get(creds, port, path)["users"]}
+        extra += len(listed - present)
+        missing += len(present - listed)
+    return extra, missing
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (x, y) points (0.0 with fewer than two)."""
+    if len(points) < 2:
+        return 0.0
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    var = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / var if var else 0.0
+
+
+async def soak(args: argparse.Namespace, nodes: list[NodeProc], redis: RedisProc) -> dict[str, Any]:
+    creds = BENCH_APP
+    run = Soak(args, [node.port for node in nodes], creds)
+    names = [f"node{i + 1}" for i in range(len(nodes))] + ["redis", "client"]
+    pids = [node.pid for node in nodes] + [redis.pid]
+    print(f"connecting {len(run.slots)} ({len(run.channels)} channels) ...", flush=True)
+    took = await run.connect_all()
+    print(
+        f"{run.truth.connections} connected, {sum(run.truth.subs.values())} subscribed "
+        f"in {took:.1f} s",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    workers = [asyncio.ensure_future(run.churn(stop)), asyncio.ensure_future(run.publish(stop))]
+    samples: list[dict[str, Any]] = []
+    header = (
+        f"{'t s':>6} "
+        + " ".join(f"{n + ' MiB':>11}" for n in names[:-1])
+        + " "
+        + " ".join(f"{n + ' %':>9}" for n in names)
+        + f" {'other %':>8} {'conns':>6} {'err c/s/u':>10} {'ev/s':>8} {'reconn':>7}"
+    )
+    print(header, flush=True)
+    start = time.monotonic()
+    last_cpu = [cpu_of(pid) for pid in pids] + [own_cpu()]
+    last_t = start
+    last_events = 0
+    busy0 = last_busy = machine_cpu().get("busy", 0.0)
+    try:
+        while time.monotonic() - start < args.minutes * 60:
+            await asyncio.sleep(args.sample)
+            now = time.monotonic()
+            cpu = [cpu_of(pid) for pid in pids] + [own_cpu()]
+            busy = machine_cpu().get("busy", 0.0)
+            ours = sum(c - b for c, b in zip(cpu, last_cpu, strict=True))
+            other = round(100 * max(0.0, busy - last_busy - ours) / (now - last_t), 1)
+            pct = [
+                round(100 * (c - b) / (now - last_t), 1) for c, b in zip(cpu, last_cpu, strict=True)
+            ]
+            rss = [round(rss_kb(pid) / 1024, 1) for pid in pids]
+            views = await asyncio.gather(
+                *(asyncio.to_thread(reported, creds, node.port) for node in nodes),
+                return_exceptions=True,
+            )
+            errors = [
+                count_error(view, run.truth) if isinstance(view, dict) else {"failed": 1}
+                for view in views
+            ]
+            worst = {
+                key: max(abs(e.get(key, 0)) for e in errors)
+                for key in ("connections", "subs", "users")
+            }
+            events = run.truth.events - last_events
+            sample = {
+                "t": round(now - start, 1),
+                "rss_mib": dict(zip(names, rss, strict=False)),
+                "cpu_pct": dict(zip(names, pct, strict=True)),
+                "other_cpu_pct": other,
+                "truth_connections": run.truth.connections,
+                "reported_connections": [
+                    v["connections"] if isinstance(v, dict) else None for v in views
+                ],
+                "count_error": worst,
+                "events_per_s": round(events / (now - last_t)),
+                "reconnects": run.reconnects,
+            }
+            samples.append(sample)
+            print(
+                f"{sample['t']:>6.0f} "
+                + " ".join(f"{r:>11.1f}" for r in rss)
+                + " "
+                + " ".join(f"{p:>9.1f}" for p in pct)
+                + f" {other:>8.1f} {run.truth.connections:>6} "
+                + f"{worst['connections']}/{worst['subs']}/{worst['users']:<4}".rjust(10)
+                + f" {sample['events_per_s']:>8} {run.reconnects:>7}",
+                flush=True,
+            )
+            last_cpu, last_t, last_events, last_busy = cpu, now, run.truth.events, busy
+    finally:
+        stop.set()
+        await asyncio.gather(*workers, return_exceptions=True)
+    busy = machine_cpu().get("busy", 0.0) - busy0
+    # Churn and publishing stopped: every node must come to the exact truth.
+    settle_start = time.monotonic()
+    final: list[Any] = []
+    exact = False
+    while time.monotonic() - settle_start < args.settle:
+        await asyncio.sleep(1.0)
+        final = await asyncio.gather(
+            *(asyncio.to_thread(reported, creds, node.port) for node in nodes),
+            return_exceptions=True,
+        )
+        errs = [count_error(v, run.truth) if isinstance(v, dict) else None for v in final]
+        if all(e is not None and not any(e.values()) for e in errs):
+            exact = True
+            break
+    settled_after = round(time.monotonic() - settle_start, 1)
+    ghost = [await asyncio.to_thread(ghosts, creds, node.port, run.truth) for node in nodes]
+    final_errors = [count_error(v, run.truth) if isinstance(v, dict) else repr(v) for v in final]
+    after_rss = [round(rss_kb(pid) / 1024, 1) for pid in pids]
+    for slot in run.slots:
+        if slot.conn is not None:
+            slot.conn.close(False)
+    await asyncio.sleep(0.5)
+    return {
+        "connections": len(run.slots),
+        "channels": len(run.channels),
+        "connect_seconds": round(took, 1),
+        "samples": samples,
+        "published": run.published,
+        "api_failures": run.api_failures,
+        "reconnects": run.reconnects,
+        "dropped_by_server": run.truth.dropped,
+        "failed_connections": run.truth.failed,
+        "client_errors": dict(run.truth.errors),
+        "settled_exact": exact,
+        "settled_after": settled_after,
+        "final_errors": final_errors,
+        "ghosts_missing": ghost,
+        "rss_after_settle_mib": dict(zip(names, after_rss, strict=False)),
+        "machine_busy_cores": round(busy / (args.minutes * 60), 2),
+    }
+
+
+def verdict(result: dict[str, Any], warmup: float) -> str:
+    samples = result["samples"]
+    later = [s for s in samples if s["t"] >= warmup] or samples
+    half = samples[len(samples) // 2 :] or samples
+    lines = []
+    for name in later[0]["rss_mib"]:
+        rss = [(s["t"] / 60, s["rss_mib"][name]) for s in later]
+        rss_half = [(s["t"] / 60, s["rss_mib"][name]) for s in half]
+        cpu = [(s["t"] / 60, s["cpu_pct"][name]) for s in later]
+        lines.append(
+            f"{name:>7}: RSS {later[0]['rss_mib'][name]:.1f} -> {later[-1]['rss_mib'][name]:.1f} "
+            f"MiB ({slope(rss):+.2f} MiB/min after {warmup:.0f} s, {slope(rss_half):+.2f} over "
+            f"the second half), CPU {later[0]['cpu_pct'][name]:.1f} -> "
+            f"{later[-1]['cpu_pct'][name]:.1f} % ({slope(cpu):+.2f} %/min)"
+        )
+    cpu = [(s["t"] / 60, s["cpu_pct"]["client"]) for s in later]
+    lines.append(f" client: CPU trend {slope(cpu):+.2f} %/min")
+    worst = {k: max(s["count_error"][k] for s in samples) for k in ("connections", "subs", "users")}
+    lines.append(
+        f"max count error during churn (any node, sum over channels): connections "
+        f"{worst['connections']}, subscriptions {worst['subs']}, presence users {worst['users']}"
+    )
+    lines.append(
+        f"after churn stopped: counts {'exact' if result['settled_exact'] else 'NOT exact'} "
+        f"after {result['settled_after']} s {result['final_errors']}; ghost/missing members per "
+        f"node {result['ghosts_missing']}"
+    )
+    lines.append(
+        f"published {result['published']} (API failures {result['api_failures']}), "
+        f"reconnects {result['reconnects']}, dropped by the server {result['dropped_by_server']}, "
+        f"failed connections {result['failed_connections']}, client errors "
+        f"{result['client_errors']}, machine busy {result['machine_busy_cores']} cores"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="overtone cluster soak")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=10_000)
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--churn", type=float, default=0.02, help="share reopened per second")
+    parser.add_argument("--rate", type=float, default=20.0, help="events published per second")
+    parser.add_argument("--presence-size", type=int, default=50, help="members per channel")
+    parser.add_argument("--public-size", type=int, default=100, help="subscribers per channel")
+    parser.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
+    parser.add_argument("--warmup", type=float, default=120.0, help="s before the trends")
+    parser.add_argument("--settle", type=float, default=60.0, help="bound of the final wait, s")
+    parser.add_argument("--concurrency", type=int, default=200, help="handshakes in flight")
+    parser.add_argument("--json", type=Path, help="write the samples and figures here")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the nodes inherit it
+    print(f"RLIMIT_NOFILE raised from {soft} to {hard} (the hard cap)", flush=True)
+    if args.connections + 200 > hard:
+        args.connections = hard - 200
+        print(f"connections capped at {args.connections} by RLIMIT_NOFILE", flush=True)
+    with tempfile.TemporaryDirectory(prefix="overtone-soak-") as tmp:
+        redis = RedisProc(Path(tmp))
+        redis.start()
+        env = cluster_env(BENCH_APP, redis.url, f"soak{redis.port}:")
+        env.update(OVERTONE_HEARTBEAT_INTERVAL="1", OVERTONE_NODE_TIMEOUT="5")
+        nodes = [NodeProc(Path(tmp), env) for _ in range(args.nodes)]
+        try:
+            for node in nodes:
+                node.start()
+            try:
+                import uvloop  # noqa: PLC0415
+
+                result = uvloop.run(soak(args, nodes, redis))
+            except ImportError:
+                result = asyncio.run(soak(args, nodes, redis))
+        finally:
+            for node in nodes:
+                node.stop()
+            redis.stop()
+    result["nofile"] = [soft, hard]
+    result["args"] = {k: v for k, v in vars(args).items() if k != "json"}
+    print("\n" + verdict(result, min(args.warmup, args.minutes * 30)))
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
