@@ -24,7 +24,7 @@ from overtone.channels.channel import Channel
 from overtone.channels.history import StreamSnapshot
 from overtone.channels.subscription import SubscriptionRefused, check_subscription
 from overtone.hub_state import watchlist_event
-from overtone.hub_streams import HubStreams
+from overtone.hub_streams import CatchUp, HubStreams
 from overtone.protocol import errors, messages
 from overtone.protocol.channel_names import SERVER_TO_USER_PREFIX, classify, name_error
 from overtone.protocol.errors import PusherError
@@ -262,7 +262,10 @@ class Hub(HubStreams):
                 continue
             if channel.pending is not None:
                 channel.pending.discard(session.socket_id)
-            self._subscribed(session, channel, recover, now)
+            if isinstance(recover, CatchUp):
+                self._caught_up(session, channel, recover.since, now)
+            else:
+                self._subscribed(session, channel, recover, now)
         for callback in callbacks:
             callback()
 

@@ -10,13 +10,23 @@ a stream this node does not follow yet (``load_stream`` / ``stream_loaded``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from overtone.channels.history import parse_position, with_offset
+from overtone.channels.channel import Channel
+from overtone.channels.history import Position, parse_position, with_offset
 from overtone.hub_state import HubState
 from overtone.protocol import messages
 from overtone.protocol.channel_names import classify
 from overtone.protocol.frames import encode_frame
 from overtone.session import Session
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    """Why a subscribed session waits for a stream: this node may have missed events of it
+    after ``since`` (``None``: the stream restarted, nothing can be caught up)."""
+
+    since: Position | None
 
 
 class HubStreams(HubState):
@@ -100,6 +110,50 @@ class HubStreams(HubState):
             return True
         wanted = parse_position(recover) if recover is not None else None
         return wanted is not None and history.since(name, wanted, now) is None
+
+    def catch_up(self, name: str, since: Position | None) -> None:
+        """Bring this node's subscribers of ``name`` up to date after it may have missed
+        events (a broker outage; ``since=None``: the stream restarted in a new epoch).
+
+        The stream is read again from the cluster's store; meanwhile the subscribers are
+        withheld from live events. Then each gets the events after ``since`` when the store
+        still holds them all in that epoch, or else an unsolicited
+        ``subscription_succeeded`` with ``recovered: false`` and the current position: it
+        must reload that channel's state. Never a silent gap (protocol.md §8).
+        """
+        channel = self.channels.get(name)
+        if channel is None or self.load_stream is None:
+            return
+        pending = channel.pending or set()
+        waiting = [s for sid, s in channel.subscribers.items() if sid not in pending]
+        if not waiting:
+            return
+        channel.pending = pending | {session.socket_id for session in waiting}
+        reading = self._reading(name)
+        self.loading.setdefault(name, []).extend((session, CatchUp(since)) for session in waiting)
+        if not reading:  # after registering: a store may answer at once
+            self.load_stream(name)
+
+    def _caught_up(
+        self, session: Session, channel: Channel[Session], since: Position | None, now: float
+    ) -> None:
+        """Answer one session that waited for :meth:`catch_up`."""
+        name, history = channel.name, self.history
+        if history is not None and since is not None and name in history.streams:
+            missed = history.since(name, since, now)
+            if missed is not None:  # the events it missed, as they would have come live
+                recover = {"socket_id": session.socket_id, **since.to_wire()}
+                self._replay(session, name, missed, recover)
+                return
+        payload = b"{}"
+        if channel.roster is not None:
+            payload = messages.encode({"presence": self.presence_snapshot(name)}) or payload
+        position = None
+        if history is not None and name in history.streams:
+            position = history.position(name, now).to_wire()
+        frame = messages.subscription_succeeded(name, payload.decode(), position, False)
+        self._send(session, frame)
+        self.stats.resynced += 1
 
     def when_loaded(self, name: str, callback: Callable[[], None]) -> None:
         """Call ``callback`` once stream ``name`` has been read from the cluster's store."""

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from overtone.cluster.coordinator import Coordinator
+from overtone.cluster.sequencer import MemorySequencer
 from overtone.http.api import Api, Response
 from support.cluster import HISTORY_APP, Bus, hub_of
 from support.fakes import FakeClient
@@ -123,6 +124,67 @@ def test_an_outage_changes_the_epoch_instead_of_leaving_a_gap() -> None:
     assert answer["recovered"] is False
     assert answer["position"]["epoch"] != epoch
     assert again.take() == []
+
+
+def test_a_node_back_from_its_own_outage_catches_its_subscribers_up() -> None:
+    bus = Bus()
+    a, b = node(bus, "a"), node(bus, "b")
+    x, y = subscriber(bus, a, "news"), subscriber(bus, b, "news")
+    succeeded(x)
+    succeeded(y)
+    publish(bus, a, "news", "one")
+    assert events(x) == events(y) == [("one", 1)]
+    bus.cut.add("b")  # only b's link is down: a's events are numbered and stored
+    publish(bus, a, "news", "two", "three")
+    assert events(x) == [("two", 2), ("three", 3)]
+    assert y.take() == []
+    bus.cut.discard("b")
+    b.connected(bus.now)
+    bus.pump()
+    # What y missed arrives as it would have live: in order, nothing else, nothing twice.
+    assert events(y) == [("two", 2), ("three", 3)]
+    publish(bus, a, "news", "four")
+    assert events(x) == events(y) == [("four", 4)]
+    assert hub_of(b).stats.recovered == 1 and hub_of(b).stats.resynced == 0
+
+
+def test_subscribers_are_told_to_reload_when_events_reached_another_node_only() -> None:
+    bus = Bus()
+    a, b = node(bus, "a"), node(bus, "b")
+    x, y = subscriber(bus, a, "news"), subscriber(bus, b, "news")
+    epoch = succeeded(x)["position"]["epoch"]
+    succeeded(y)
+    bus.cut.add("a")
+    hub_of(a).publish("local", ["news"], "only on a", None, bus.now)
+    assert [m["event"] for m in x.take()] == ["local"]
+    bus.pump()
+    assert y.take() == []
+    bus.cut.discard("a")
+    a.connected(bus.now)
+    bus.pump()
+    [told] = y.take()
+    assert told["event"] == "pusher_internal:subscription_succeeded"
+    assert told["recovered"] is False and told["position"]["epoch"] != epoch
+    publish(bus, a, "news", "after")
+    assert events(y) == [("after", told["position"]["offset"] + 1)]
+    assert hub_of(b).stats.resynced == 1
+
+
+def test_an_empty_store_after_a_restart_resyncs_connected_subscribers() -> None:
+    bus = Bus()
+    a = node(bus, "a")
+    x = subscriber(bus, a, "presence-room", user={"user_id": "u1", "user_info": {"n": 1}})
+    epoch = succeeded(x)["position"]["epoch"]
+    publish(bus, a, "presence-room", "one")
+    x.take()
+    bus.up = False
+    bus.sequencer = MemorySequencer()  # the store came back empty
+    bus.up = True
+    a.connected(bus.now)
+    bus.pump()
+    [told] = x.take()
+    assert told["recovered"] is False and told["position"]["epoch"] != epoch
+    assert json.loads(told["data"])["presence"]["ids"] == ["u1"]  # pusher-js resets members
 
 
 def test_positions_over_http_wait_for_the_store() -> None:

@@ -321,3 +321,35 @@ def test_rolling_replacement_of_every_node_loses_nothing(
     assert offset == total
     assert result["position_after"] == {"epoch": epoch, "offset": total}
     assert_clean_logs([*nodes, *replacements])
+
+
+def test_connected_clients_are_told_to_reload_after_an_outage(
+    nodes: list[ServerProcess], redis_server: RedisServer
+) -> None:
+    with Scenario(nodes[0], "recovery_cluster_stay", peers=nodes[1:]) as scenario:
+        scenario.wait_stage("stop-redis")
+        redis_server.stop()
+        for node in nodes:
+            wait_for_log(node, "is unreachable", count=1)
+        scenario.resume("stop-redis")
+        scenario.wait_stage("start-redis")
+        redis_server.start()  # the same port, empty
+        for node in nodes:
+            wait_for_log(node, "is reachable again", count=1)
+        scenario.resume("start-redis")
+        result = scenario.finish(timeout=90)
+
+    new_epoch = result["new_epoch_position"]["epoch"]
+    assert [c["client"] for c in result["clients"]] == ["pusher-js-8", "laravel-echo"]
+    for client in result["clients"]:
+        # 6..10 reached node 2's clients only: these were told, once, without reconnecting,
+        # and never got them late; the later events came as usual.
+        assert client["timeline"] == [*range(1, 6), "onResync", "overtone:resync", *range(11, 16)]
+        assert client["socket_at_end"] == client["first_socket"]
+        assert client["subscribes"] == 1
+        [resync] = client["resyncs"]
+        assert resync["channel"] == "recovery-cluster-stay"
+        assert resync["position"]["epoch"] == new_epoch
+        assert client["position_before"]["epoch"] != new_epoch
+        assert client["position_at_end"]["epoch"] == new_epoch
+    assert_clean_logs(nodes)

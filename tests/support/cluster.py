@@ -29,6 +29,8 @@ class Bus:
     now: float = 0.0
     up: bool = True
     sequencer: MemorySequencer = field(default_factory=MemorySequencer)
+    cut: set[str] = field(default_factory=set)
+    """Nodes whose own link to the bus is down (they neither send nor receive)."""
 
     def add(self, name: str, app: App = APP) -> Coordinator:
         ids = count(1)
@@ -37,8 +39,8 @@ class Bus:
         node.new_socket_id = lambda: f"{prefix}.{next(ids)}"  # type: ignore[method-assign]
         coordinator = Coordinator(node, name, wake=lambda urgent: None)
         for hub in coordinator.hubs.values():
-            hub.sequenced = lambda: self.up
-            hub.load_stream = partial(self._load, hub)
+            hub.sequenced = lambda: self.up and name not in self.cut
+            hub.load_stream = partial(self._load, hub, name)
         self.nodes.append(coordinator)
         coordinator.connected(self.now)
         self.pump()
@@ -50,7 +52,7 @@ class Bus:
             moved = False
             for sender in list(self.nodes):
                 outgoing = sender.flush()
-                if outgoing is None or not self.up:
+                if outgoing is None or not self.up or sender.node_id in self.cut:
                     continue
                 envelope = outgoing.envelope
                 if outgoing.appends or outgoing.resets:
@@ -58,15 +60,17 @@ class Bus:
                     envelope = b'{"q":%s,"e":%s}' % (orjson.dumps(positions), envelope)
                 moved = True
                 for receiver in self.nodes:
-                    receiver.receive(envelope, self.now)
+                    if receiver.node_id not in self.cut:
+                        receiver.receive(envelope, self.now)
             if not moved:
                 return
         raise AssertionError("the bus did not settle")
 
-    def _load(self, hub: Hub, channel: str) -> None:
+    def _load(self, hub: Hub, node: str, channel: str) -> None:
         """Answer a stream read at once (the shared store is this bus's sequencer)."""
         ttl = hub.app.history.ttl
-        snapshot = self.sequencer.stream(hub.app.id, channel, ttl, self.now) if self.up else None
+        reachable = self.up and node not in self.cut
+        snapshot = self.sequencer.stream(hub.app.id, channel, ttl, self.now) if reachable else None
         hub.stream_loaded(channel, snapshot, self.now)
 
     def kill(self, coordinator: Coordinator) -> None:

@@ -223,13 +223,21 @@ class Coordinator:
         """The broker is (again) reachable: announce our whole state.
 
         Streams followed so far may have missed events while the broker was away: they are
-        forgotten (the next subscription reads them from the broker's store). Streams that
-        had events delivered here without an offset restart in a new epoch everywhere.
+        read again from the broker's store, and their local subscribers get what they missed
+        or are told to reload (:meth:`~overtone.hub.Hub.catch_up`). Streams that had events
+        delivered here without an offset restart in a new epoch everywhere.
         """
         self._announce(now)
         for app_id, hub in self.hubs.items():
             if hub.history is not None:
+                followed = [
+                    (stream.name, stream.position())
+                    for stream in hub.history
+                    if stream.name in hub.channels
+                ]
                 hub.history.clear()
+                for name, since in followed:  # its subscribers may have missed events
+                    hub.catch_up(name, since)
             if hub.unsequenced:
                 channels = sorted(hub.unsequenced)
                 hub.unsequenced.clear()

@@ -8,11 +8,11 @@ the bounds the appends carry and no memory cap of its own.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 from overtone.channels.history import History, HistoryBudget, HistoryLimits, StreamSnapshot
 from overtone.cluster.broker import StreamAppend, StreamRef
+from overtone.hub_state import new_epoch
 
 
 class MemorySequencer:
@@ -21,13 +21,14 @@ class MemorySequencer:
     def __init__(self) -> None:
         self._apps: dict[str, History] = {}
         self._budget = HistoryBudget(1 << 62)
-        self._epochs = itertools.count(1)
 
     def _history(self, app_id: str, max_events: int, ttl: float) -> History:
         limits = HistoryLimits(max_events=max_events, ttl=ttl)
         history = self._apps.get(app_id)
         if history is None:
-            history = History(limits, self._budget, lambda: f"m{next(self._epochs)}")
+            # Random epochs, as Redis gives: a new sequencer (a store restarted empty) never
+            # repeats an epoch clients hold.
+            history = History(limits, self._budget, new_epoch)
             self._apps[app_id] = history
         history.limits = limits  # the bounds of the latest append apply, as in Redis
         return history

@@ -72,6 +72,7 @@ def apply(hub: Hub, node: str, message: dict[str, Any], now: float) -> None:
         elif kind == "hreset" and hub.history is not None:
             for channel in message["c"]:
                 hub.history.forget(str(channel))
+                hub.catch_up(str(channel), None)  # events reached the sender's clients only
     except (KeyError, TypeError, ValueError):
         return
 

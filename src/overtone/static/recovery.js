@@ -141,8 +141,10 @@
         } else {
           delete positions[name]; // no history on this channel (any more)
         }
-        // Not recovered (or a server that ignores `recover`): the app must reload.
-        if (asked) resyncs.push(name);
+        // Not recovered (or a server that ignores `recover`): the app must reload. The
+        // server also says so unasked when it may have missed events for this channel
+        // (after a cluster outage): `recovered: false` on a subscription already running.
+        if (asked || frame.recovered === false) resyncs.push(name);
       } else if (typeof frame.offset === 'number' && has(positions, name)) {
         if (frame.offset > positions[name].offset) {
           positions[name].offset = frame.offset;
