@@ -1,10 +1,13 @@
 """Replication benchmark: what one connection made on node A costs the rest of a cluster.
 
-Two setups, interleaved ``--repeat`` times, each with fresh processes:
+Setups, interleaved ``--repeat`` times, each with fresh processes:
 
 - ``lone``: one ``overtone start`` without scaling (the reference).
 - ``pair``: node A and node B joined through one fresh ``redis-server``; every connection is
   made on A, B takes no client at all (it only applies what A tells the cluster).
+- with ``--sizes 4,8``: clusters of that many nodes, A and idle receivers, to check that a
+  receiver's cost per connection made elsewhere does not grow with the cluster's size (the
+  model of docs/scaling.md) and what Redis pays per node.
 
 Every server process (and Redis) is pinned to core 0, the load client to core 1. The client
 opens ``--connections`` WebSockets to A, each subscribing to one public channel, and reads,
@@ -96,7 +99,9 @@ def client_main(argv: list[str]) -> None:
 # -- the driver --------------------------------------------------------------------------------
 
 
-def measure(pair: bool, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def measure(nodes: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """One run with ``nodes`` nodes (1: a lone node without Redis)."""
+    pair = nodes > 1
     redis: Redis | None = None
     servers: list[Server] = []
     try:
@@ -107,19 +112,19 @@ def measure(pair: bool, args: argparse.Namespace, workdir: Path) -> dict[str, An
             if problem is not None:
                 return {"failure": problem}
             env = {"REVERB_SCALING_ENABLED": "true", "REDIS_URL": f"redis://127.0.0.1:{redis.port}"}
-        for _ in range(2 if pair else 1):
+        for _ in range(nodes):
             servers.append(Server("overtone", args, workdir, env))
             problem = servers[-1].wait_ready()
             if problem is not None:
                 return {"failure": f"overtone did not start: {problem}"}
-        time.sleep(1.0)  # hello/sync settled
+        time.sleep(1.0 + 0.2 * nodes)  # hello/sync settled
         pids = [s.proc.pid for s in servers] + ([redis.proc.pid] if redis else [])
         cmd = [sys.executable, "-m", "benchmarks.replication", "--client"]
         cmd += ["--port", str(servers[0].port), "--pids", ",".join(map(str, pids))]
         cmd += ["--connections", str(args.connections), "--timeout", str(args.timeout)]
         if redis is not None:
             cmd += ["--redis", str(redis.port)]
-        name = f"client-{'pair' if pair else 'lone'}-{servers[0].port}.log"
+        name = f"client-{nodes}-{servers[0].port}.log"
         return run_client(cmd, args.pin, 4 * args.timeout, workdir / name)
     finally:
         for server in servers:
@@ -134,9 +139,11 @@ def per_connection(result: dict[str, Any]) -> dict[str, float] | None:
     if not subscribed or not isinstance(each, list):
         return None
     figures = {"rate": float(result.get("per_second", 0)), "a_us": each[0] / subscribed * 1e6}
-    if len(each) == 3:
-        figures["b_us"] = each[1] / subscribed * 1e6
-        figures["redis_us"] = each[2] / subscribed * 1e6
+    if len(each) >= 3:  # A, the receivers, Redis
+        receivers = each[1:-1]
+        figures["b_us"] = statistics.median(receivers) / subscribed * 1e6
+        figures["b_max_us"] = max(receivers) / subscribed * 1e6
+        figures["redis_us"] = each[-1] / subscribed * 1e6
         figures["redis_per_conn"] = result.get("redis_commands", 0) / subscribed
     return figures
 
@@ -150,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, help="made on node A (10 000; quick 5 000)")
     parser.add_argument("--repeat", type=int, help="runs per setup (3; quick 1)")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sizes", default="", help="also clusters of these sizes, e.g. 4,8")
     parser.add_argument("--timeout", type=float, default=60.0, help="bound for the phase, s")
     parser.add_argument("--redis-server", default="redis-server")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
@@ -162,13 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     soft, hard = raise_nofile()
     print(f"RLIMIT_NOFILE raised to {soft} (hard cap {hard})")
     print(f"servers and Redis pinned to core 0, load client to core 1: {args.pin}")
-    runs: dict[str, list[dict[str, Any]]] = {"lone": [], "pair": []}
+    sizes = [1, 2, *(int(n) for n in args.sizes.split(",") if n.strip())]
+    labels = {1: "lone", 2: "pair"}
+    runs: dict[str, list[dict[str, Any]]] = {labels.get(n, f"{n} nodes"): [] for n in sizes}
     with tempfile.TemporaryDirectory(prefix="overtone-replication-") as tmp:
         for rep in range(args.repeat):
-            for pair in (False, True) if rep % 2 == 0 else (True, False):
-                label = "pair" if pair else "lone"
+            for nodes in sizes if rep % 2 == 0 else sizes[::-1]:
+                label = labels.get(nodes, f"{nodes} nodes")
                 print(f"... run {rep + 1}: {label}, {args.connections} connections", flush=True)
-                result = measure(pair, args, Path(tmp))
+                result = measure(nodes, args, Path(tmp))
                 runs[label].append(result)
                 figures = per_connection(result)
                 print(f"    {figures if figures else result}", flush=True)
@@ -178,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         if each:
             medians[label] = {key: statistics.median(f[key] for f in each) for key in each[0]}
     print(report(medians, args))
+    if len(sizes) > 2:
+        print(sizes_report(medians, sizes, labels))
     if args.json is not None:
         args.json.write_bytes(orjson.dumps({"runs": runs, "medians": medians}))
     return 0
@@ -211,6 +223,28 @@ def report(medians: dict[str, dict[str, float]], args: argparse.Namespace) -> st
     width = max(len(row[0]) for row in rows)
     lines = [f"== {args.connections} connect+subscribe on node A, medians of {args.repeat} run(s)"]
     lines += [f"{name:<{width}}  {value:>10}  {note}" for name, value, note in rows]
+    return "\n".join(lines)
+
+
+def sizes_report(
+    medians: dict[str, dict[str, float]], sizes: list[int], labels: dict[int, str]
+) -> str:
+    """Per cluster size: A's, each receiver's (median and worst) and Redis's CPU per
+    connection made on A, and the connect rate."""
+    lines = [
+        "== by cluster size (connections made on A; the other nodes take none)",
+        f"{'nodes':>6} {'A us':>8} {'receiver us (median/max)':>26} {'Redis us':>9} {'conn/s':>8}",
+    ]
+    for nodes in sizes[1:]:
+        figures = medians.get(labels.get(nodes, f"{nodes} nodes"))
+        if figures is None:
+            lines.append(f"{nodes:>6}  no result")
+            continue
+        receivers = f"{figures['b_us']:.1f} / {figures['b_max_us']:.1f}"
+        lines.append(
+            f"{nodes:>6} {figures['a_us']:>8.1f} {receivers:>26} {figures['redis_us']:>9.1f}"
+            f" {figures['rate']:>8,.0f}"
+        )
     return "\n".join(lines)
 
 
