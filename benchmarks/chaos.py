@@ -323,6 +323,9 @@ class Gap:
     back: float = 0.0
     recovered: bool | None = None
     received_before: int = 0  # receipts before the loss (index into ``Client.order``)
+    unasked: bool = False
+    """The server said ``recovered: false`` on a running subscription (after a cluster
+    outage): ``lost`` is when the stream was last seen whole, ``back`` when it was said."""
 
 
 @dataclass
@@ -342,6 +345,7 @@ class Client:
     connected: bool = False
     node: int = -1
     position: tuple[str, int] | None = None
+    intact: float = 0.0  # when the stream was last seen whole (subscribed, or in order)
     anomalies: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     writer: asyncio.StreamWriter | None = None
@@ -453,6 +457,11 @@ class Client:
 
     def subscribed_now(self, message: dict[str, Any]) -> None:
         now = time.monotonic()
+        running = self.subscribed and not (self.gaps and not self.gaps[-1].back)
+        if running and message.get("recovered") is False:  # told to reload, unasked
+            gap = Gap(self.intact, now, False, len(self.order), unasked=True)
+            self.gaps.append(gap)
+            self.position = None
         self.subscribed = True
         if not self.first_sub:
             self.first_sub = now
@@ -467,6 +476,7 @@ class Client:
             self.position = (at[0], self.position[1])  # the missed events follow
         else:
             self.position = at
+        self.intact = now
 
     def event(self, message: dict[str, Any]) -> None:
         seq = int(message["data"])
@@ -479,6 +489,8 @@ class Client:
         if self.position is None:
             return
         epoch, last = self.position
+        if offset == last + 1:
+            self.intact = time.monotonic()
         if offset != last + 1:
             self.anomalies["offset jump" if offset > last else "offset went back"] += 1
         if offset > last:  # as the recovery add-on: the position only moves forward
@@ -728,10 +740,15 @@ def window_of(event: Published, windows: list[Window], slack: float = 0.5) -> st
     return "other"
 
 
-def told_to_reload(client: Client, seq: int) -> bool:
-    """Whether ``seq`` lies in the gap of a resubscription answered ``recovered: false``."""
+def told_to_reload(client: Client, seq: int, event: Published, slack: float = 0.5) -> bool:
+    """Whether ``seq`` lies in the gap of a resubscription answered ``recovered: false``, or
+    was published between the last whole-stream receipt and an unasked ``recovered: false``."""
     for gap in client.gaps:
         if gap.recovered is not False:
+            continue
+        if gap.unasked:
+            if gap.lost - slack <= event.sent <= gap.back:
+                return True
             continue
         before = client.order[: gap.received_before]
         after = client.order[gap.received_before :]
@@ -789,7 +806,7 @@ def account(
         for seq in lost:
             where = window_of(published[seq], windows, slack)
             row["lost_by_window"][where] += 1
-            if client.recovering and told_to_reload(client, seq):
+            if client.recovering and told_to_reload(client, seq, published[seq], slack):
                 row["told_to_reload"] += 1
             else:
                 silent += 1
