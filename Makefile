@@ -58,9 +58,11 @@ pytest: $(STAMP) system-deps e2e-deps
 
 test: lint typecheck pytest
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.history
+	$(BIN)/python -m benchmarks.dashboard
+	$(BIN)/python -m benchmarks.replication
 
 clean:
 	rm -rf $(VENV) $(E2E)/node_modules $(CLINIC)/node_modules .mypy_cache .ruff_cache .pytest_cache
