@@ -167,11 +167,17 @@ async def test_the_owning_primary_restarts_and_the_nodes_rejoin(
         ),
         timeout=10,
     )
+    for client in (a, b):
+        # The restarted primary lost the stream: each node tells its connected subscribers,
+        # unasked, that the stream restarted (reload), instead of leaving them a silent gap.
+        told = await client.recv_json(timeout=10)
+        assert told["event"] == "pusher_internal:subscription_succeeded"
+        assert told["recovered"] is False and told["position"]["offset"] == 0
     sdk(nodes[1]).trigger("news", "after", "restart")
     for client in (a, b):
         message = await client.recv_json(timeout=10)
         assert message["event"] == "after"
-        assert message["offset"] == 1  # the restarted primary lost the stream: a new epoch
+        assert message["offset"] == 1  # a new epoch
     a.close()
     b.close()
 

@@ -124,6 +124,8 @@ def connection_capacity(configured: int | None) -> int:
 STREAM_READ_TIMEOUT = 5.0
 """Seconds a subscription waits for its stream from the store before it is answered
 without a position."""
+STREAM_READ_RETRY = 0.5
+"""Seconds between reads of a stream the store could not give (within the timeout)."""
 
 
 class Server:
@@ -266,10 +268,19 @@ class Server:
 
         async def load() -> None:
             snapshot = None
+            retry = broker.connected  # a store that refuses while reachable may be electing
             try:
-                snapshot = await asyncio.wait_for(
-                    broker.stream(hub.app.id, channel, hub.app.history.ttl), STREAM_READ_TIMEOUT
-                )
+                deadline = loop.time() + STREAM_READ_TIMEOUT
+                while True:
+                    left = deadline - loop.time()
+                    read = broker.stream(hub.app.id, channel, hub.app.history.ttl)
+                    snapshot = await asyncio.wait_for(read, max(left, 0.01))
+                    late = loop.time() + STREAM_READ_RETRY >= deadline
+                    if snapshot is not None or not retry or late:
+                        break
+                    # The store refused (e.g. a Redis Cluster still electing, a link being
+                    # re-established): try again shortly rather than answer without a position.
+                    await asyncio.sleep(STREAM_READ_RETRY)
             except TimeoutError:
                 log.warning("reading the history of %s timed out", channel)
             finally:
