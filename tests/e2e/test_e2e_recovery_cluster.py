@@ -342,14 +342,21 @@ def test_connected_clients_are_told_to_reload_after_an_outage(
     new_epoch = result["new_epoch_position"]["epoch"]
     assert [c["client"] for c in result["clients"]] == ["pusher-js-8", "laravel-echo"]
     for client in result["clients"]:
-        # 6..10 reached node 2's clients only: these were told, once, without reconnecting,
-        # and never got them late; the later events came as usual.
-        assert client["timeline"] == [*range(1, 6), "onResync", "overtone:resync", *range(11, 16)]
+        # 6..10 reached node 2's clients only: these were told to reload without reconnecting,
+        # and never got them late; the later events came as usual. Told once, or twice when
+        # their node read the stream again before node 2 restarted it (the second names the
+        # epoch the later events come in).
+        timeline = client["timeline"]
+        told = ["onResync", "overtone:resync"]
+        assert timeline in (
+            [*range(1, 6), *told, *range(11, 16)],
+            [*range(1, 6), *told, *told, *range(11, 16)],
+        ), timeline
         assert client["socket_at_end"] == client["first_socket"]
         assert client["subscribes"] == 1
-        [resync] = client["resyncs"]
-        assert resync["channel"] == "recovery-cluster-stay"
-        assert resync["position"]["epoch"] == new_epoch
+        resyncs = client["resyncs"]
+        assert {r["channel"] for r in resyncs} == {"recovery-cluster-stay"}
+        assert resyncs[-1]["position"]["epoch"] == new_epoch
         assert client["position_before"]["epoch"] != new_epoch
         assert client["position_at_end"]["epoch"] == new_epoch
     assert_clean_logs(nodes)
