@@ -251,7 +251,13 @@ class Hub(HubStreams):
 
     def stream_loaded(self, name: str, snapshot: StreamSnapshot | None, now: float) -> None:
         """The shared store's copy of stream ``name`` arrived (``None``: unreachable);
-        answer the subscriptions that waited for it."""
+        answer the subscriptions that waited for it (or read it again, when the stream
+        restarted elsewhere while this read was under way)."""
+        if name in self.stale_reads:
+            self.stale_reads.discard(name)
+            assert self.load_stream is not None
+            self.load_stream(name)  # the waiting subscriptions and answers stay registered
+            return
         waiting = self.loading.pop(name, [])
         callbacks = self.loaded_callbacks.pop(name, [])
         if snapshot is not None and self.history is not None:

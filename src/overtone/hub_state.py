@@ -66,6 +66,8 @@ class HubState:
         self.loading: dict[str, list[tuple[Session, object]]] = {}
         """Streams being fetched, with the subscriptions (and their ``recover``) waiting."""
         self.loaded_callbacks: dict[str, list[Callable[[], None]]] = {}
+        self.stale_reads: set[str] = set()
+        """Streams that restarted while being read: the answer is read again."""
         """Streams being fetched, with the HTTP answers waiting for them."""
         self.unsequenced: set[str] = set()
         """Channels that had events delivered here without an offset (broker away)."""

@@ -121,6 +121,8 @@ class HubStreams(HubState):
         ``subscription_succeeded`` with ``recovered: false`` and the current position: it
         must reload that channel's state. Never a silent gap (protocol.md §8).
         """
+        if since is None and self._reading(name):
+            self.stale_reads.add(name)  # what is on its way may predate the restart
         channel = self.channels.get(name)
         if channel is None or self.load_stream is None:
             return

@@ -213,3 +213,29 @@ def test_history_api_answers_503_when_the_store_is_unreachable() -> None:
         "GET", "/apps/1/channels/news/history", params={"since": "0"}, key="key", secret="secret"
     )
     assert answer_once_loaded(api.handle("GET", target, b"", bus.now, time.time())).status == 503
+
+
+def test_a_restart_announced_during_a_catch_up_read_is_read_again() -> None:
+    bus = Bus()
+    a, b = node(bus, "a"), node(bus, "b")
+    y = subscriber(bus, b, "news")
+    succeeded(y)
+    publish(bus, a, "news", "one")
+    y.take()
+    hub = hub_of(b)
+    reads: list[str] = []
+    hub.load_stream = reads.append  # reads answered by hand below, as late as Redis may
+    bus.cut.add("b")
+    b.connected(bus.now)  # b is back: it reads "news" again for y
+    assert reads == ["news"]
+    old = bus.sequencer.stream("1", "news", 300, bus.now)
+    # Before that read is answered, a restarts the stream (it published while cut off).
+    bus.sequencer.sequence([], [("1", "news")], bus.now)
+    hub.catch_up("news", None)  # what applying a's hreset does
+    hub.stream_loaded("news", old, bus.now)  # the answer predates the restart
+    assert reads == ["news", "news"] and y.take() == []  # read again, nothing said yet
+    new = bus.sequencer.stream("1", "news", 300, bus.now)
+    assert new.epoch != old.epoch
+    hub.stream_loaded("news", new, bus.now)
+    [told] = y.take()
+    assert told["recovered"] is False and told["position"]["epoch"] == new.epoch
