@@ -8,9 +8,9 @@
 // `.listen('.overtone:resync')`), nothing old; the events published afterwards arrive as usual.
 // At the stage "restart-redis" the Python side restarts Redis and waits until every node is
 // back on it.
-import { check, nodePort, ports, scenario, sdkAt, stage, sleep, waitUntil } from './lib.mjs';
-import { CutProxy, publish, range, recoveringClient } from './recovery_lib.mjs';
-import { answers, numbered } from './recovery_cluster_lib.mjs';
+import { check, nodePort, scenario, stage, sleep, waitUntil } from './lib.mjs';
+import { publish, range } from './recovery_lib.mjs';
+import { answers, numbered, startedWithFive } from './recovery_cluster_lib.mjs';
 
 const CHANNEL = 'recovery-cluster-epoch';
 const EVENT = 'tick';
@@ -22,20 +22,11 @@ const CLIENTS = [
 scenario(
   'recovery_cluster_epoch',
   async () => {
-    check(ports.length === 3, 'OVERTONE_PORTS must list three nodes', ports);
-    const sdks = ports.map((_, node) => sdkAt(node));
-    const proxies = await Promise.all(
-      CLIENTS.map(({ node }) => new CutProxy(nodePort(node)).start()),
+    const { sdks, proxies, clients, sockets, before } = await startedWithFive(
+      CLIENTS,
+      CHANNEL,
+      EVENT,
     );
-    const clients = CLIENTS.map(({ kind }, i) =>
-      recoveringClient(kind, proxies[i], CHANNEL, EVENT),
-    );
-    await Promise.all(clients.map((client) => client.subscribed()));
-    const sockets = clients.map((client) => client.pusher.connection.socket_id);
-
-    await publish(sdks[2], CHANNEL, EVENT, range(1, 5));
-    await Promise.all(clients.map((client) => client.received(5)));
-    const before = clients.map((client) => client.handle.position(CHANNEL));
 
     for (const proxy of proxies) proxy.cut({ hold: true });
     const cutAt = Date.now();

@@ -2,7 +2,7 @@
 // between the nodes of a cluster without reordering its events, and what the wire log of a
 // CutProxy says about a channel's last connection.
 import { check, nodePort, poll, ports, sdkAt, sleep } from './lib.mjs';
-import { CutProxy, httpPosition, recoveringClient } from './recovery_lib.mjs';
+import { CutProxy, httpPosition, publish, range, recoveringClient } from './recovery_lib.mjs';
 
 /** A bound on what one publisher sends (a runaway loop fails instead of flooding). */
 const MAX_EVENTS = 5000;
@@ -165,4 +165,23 @@ export async function subscribedThroughNodeZero(flavour, channel, event) {
   const firstSocket = client.pusher.connection.socket_id;
   const base = proxy.successes(channel)[0].position.offset;
   return { sdks, proxy, client, firstSocket, base };
+}
+
+/**
+ * The start both "whole cluster" recovery scenarios share: an SDK per node, one CutProxy per
+ * client towards its node (`clients`: `[{kind, node}]`), the clients subscribed to `channel`
+ * with the add-on, events 1..5 published through node 2 and received by all. Returns the SDKs,
+ * proxies, clients, their first socket ids and their positions after event 5.
+ */
+export async function startedWithFive(clients, channel, event) {
+  check(ports.length === 3, 'OVERTONE_PORTS must list three nodes', ports);
+  const sdks = ports.map((_, node) => sdkAt(node));
+  const proxies = await Promise.all(clients.map(({ node }) => new CutProxy(nodePort(node)).start()));
+  const started = clients.map(({ kind }, i) => recoveringClient(kind, proxies[i], channel, event));
+  await Promise.all(started.map((client) => client.subscribed()));
+  const sockets = started.map((client) => client.pusher.connection.socket_id);
+  await publish(sdks[2], channel, event, range(1, 5));
+  await Promise.all(started.map((client) => client.received(5)));
+  const before = started.map((client) => client.handle.position(channel));
+  return { sdks, proxies, clients: started, sockets, before };
 }

@@ -6,9 +6,9 @@
 // is back on it, each node tells its subscribers that the channel's stream restarted:
 // onResync once, `overtone:resync` once on the channel, no reconnect, nothing old; the events
 // published afterwards arrive as usual.
-import { check, nodePort, ports, scenario, sdkAt, stage, waitUntil } from './lib.mjs';
-import { CutProxy, publish, range, recoveringClient } from './recovery_lib.mjs';
-import { numbered } from './recovery_cluster_lib.mjs';
+import { scenario, stage, waitUntil } from './lib.mjs';
+import { publish, range } from './recovery_lib.mjs';
+import { numbered, startedWithFive } from './recovery_cluster_lib.mjs';
 
 const CHANNEL = 'recovery-cluster-stay';
 const EVENT = 'tick';
@@ -20,19 +20,11 @@ const CLIENTS = [
 scenario(
   'recovery_cluster_stay',
   async () => {
-    check(ports.length === 3, 'OVERTONE_PORTS must list three nodes', ports);
-    const sdks = ports.map((_, node) => sdkAt(node));
-    const proxies = await Promise.all(
-      CLIENTS.map(({ node }) => new CutProxy(nodePort(node)).start()),
+    const { sdks, proxies, clients, sockets, before } = await startedWithFive(
+      CLIENTS,
+      CHANNEL,
+      EVENT,
     );
-    const clients = CLIENTS.map(({ kind }, i) =>
-      recoveringClient(kind, proxies[i], CHANNEL, EVENT),
-    );
-    await Promise.all(clients.map((client) => client.subscribed()));
-    const sockets = clients.map((client) => client.pusher.connection.socket_id);
-    await publish(sdks[2], CHANNEL, EVENT, range(1, 5));
-    await Promise.all(clients.map((client) => client.received(5)));
-    const before = clients.map((client) => client.handle.position(CHANNEL));
 
     await stage('stop-redis', {}, 30000);
     await publish(sdks[2], CHANNEL, EVENT, range(6, 10)); // reaches node 2's clients only
