@@ -81,6 +81,15 @@ class Redis:
         stop_pid(self.proc)
 
 
+def scaling_env(redis: Redis) -> dict[str, str]:
+    """The environment that joins a node to the cluster on ``redis`` (its own prefix)."""
+    return {
+        "REVERB_SCALING_ENABLED": "true",
+        "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
+        "REDIS_PREFIX": f"bench{redis.port}:",
+    }
+
+
 def ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
@@ -130,11 +139,7 @@ def measure(setup: Setup, n: int, args: argparse.Namespace, workdir: Path) -> di
         problem = redis.wait_ready() if redis is not None else None
         if problem is not None:
             return {"failure": problem}
-        extra: dict[str, str] = {}
-        if redis is not None:
-            extra["REVERB_SCALING_ENABLED"] = "true"
-            extra["REDIS_URL"] = f"redis://127.0.0.1:{redis.port}/0"
-            extra["REDIS_PREFIX"] = f"bench{redis.port}:"
+        extra = scaling_env(redis) if redis is not None else {}
         node_args = argparse.Namespace(python=args.python, pin=args.pin and setup.pin)
         argv = ["--workers", str(setup.workers)] if setup.workers > 1 else []
         for _ in range(setup.nodes):

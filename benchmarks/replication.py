@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks.cluster import Redis, stop_server
+from benchmarks.cluster import Redis, scaling_env, stop_server
 from benchmarks.loadclient import parse_common
 from benchmarks.phases import Ctx, open_conns
 from benchmarks.run import ROOT, Server, raise_nofile, run_client
@@ -111,7 +111,7 @@ def measure(nodes: int, args: argparse.Namespace, workdir: Path) -> dict[str, An
             problem = redis.wait_ready()
             if problem is not None:
                 return {"failure": problem}
-            env = {"REVERB_SCALING_ENABLED": "true", "REDIS_URL": f"redis://127.0.0.1:{redis.port}"}
+            env = scaling_env(redis)
         for _ in range(nodes):
             servers.append(Server("overtone", args, workdir, env))
             problem = servers[-1].wait_ready()

@@ -43,7 +43,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks.cluster import Redis, stop_pid, stop_server, workers_ready
+from benchmarks.cluster import Redis, scaling_env, stop_pid, stop_server, workers_ready
 from benchmarks.history import overtone_source
 from benchmarks.procstat import process_tree
 from benchmarks.report import dig, is_num, noisy, number
@@ -132,11 +132,7 @@ def measure(setup: Setup, args: argparse.Namespace, workdir: Path) -> dict[str, 
         problem = redis.wait_ready() if redis is not None else None
         if problem is not None:
             return {"failure": problem}
-        extra: dict[str, str] = {}
-        if redis is not None:
-            extra["REVERB_SCALING_ENABLED"] = "true"
-            extra["REDIS_URL"] = f"redis://127.0.0.1:{redis.port}/0"
-            extra["REDIS_PREFIX"] = f"bench{redis.port}:"
+        extra = scaling_env(redis) if redis is not None else {}
         node_args = argparse.Namespace(python=args.python, pin=pin)
         servers.append(
             Server("overtone", node_args, workdir, extra, ["--workers", str(setup.workers)])

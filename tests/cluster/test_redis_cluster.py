@@ -13,12 +13,11 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from cluster.test_redis_history import offsets, subscribe
 from cluster.test_redis_nodes import connections, eventually, no_message, sdk, subscribed
-from support.rawws import RawClient
 from support.redis_ha import RedisClusterSet
 from support.servers import ServerProcess, start_server
 
@@ -51,23 +50,6 @@ def nodes(tmp_path: Path, redis_cluster: RedisClusterSet) -> Iterator[list[Serve
             node.stop()
 
 
-async def subscribe(node: ServerProcess, channel: str, **extra: Any) -> tuple[RawClient, Any]:
-    client = await RawClient.connect(node.port)
-    await client.established()
-    client.send_json({"event": "pusher:subscribe", "data": {"channel": channel, **extra}})
-    reply = await client.recv_json()
-    assert reply["event"] == "pusher_internal:subscription_succeeded", reply
-    return client, reply
-
-
-async def events(client: RawClient, count: int) -> list[tuple[str, int]]:
-    got = []
-    for _ in range(count):
-        message = await client.recv_json(timeout=10)
-        got.append((message["event"], message["offset"]))
-    return got
-
-
 async def test_nodes_share_one_shard_through_sharded_pubsub(
     nodes: list[ServerProcess], redis_cluster: RedisClusterSet
 ) -> None:
@@ -80,7 +62,7 @@ async def test_nodes_share_one_shard_through_sharded_pubsub(
         assert other.command("PUBSUB", "NUMSUB", CHANNEL).split(b"\r\n")[-2] == b":0"
     client, _ = await subscribe(nodes[0], "news")
     sdk(nodes[1]).trigger("news", "stored", "x")
-    assert await events(client, 1) == [("stored", 1)]
+    assert await offsets(client, 1) == [("stored", 1)]
     keys = owner.command("KEYS", "*").split(b"\r\n")
     stored = sorted(k.decode() for k in keys if k.startswith(b"{"))
     assert stored == [f"{CHANNEL}:h:123456:news", f"{CHANNEL}:l:123456:news"]
@@ -136,15 +118,15 @@ async def test_a_subscriber_recovers_missed_events_on_another_node(
     )
     for name in ("one", "two"):
         sdk(nodes[2]).trigger("news", name, name)
-    assert await events(first, 2) == await events(second, 2) == [("one", 1), ("two", 2)]
+    assert await offsets(first, 2) == await offsets(second, 2) == [("one", 1), ("two", 2)]
     first.close()
     for name in ("three", "four"):
         sdk(nodes[1]).trigger("news", name, name)
-    assert await events(second, 2) == [("three", 3), ("four", 4)]
+    assert await offsets(second, 2) == [("three", 3), ("four", 4)]
     back, answer = await subscribe(nodes[2], "news", recover={"epoch": epoch, "offset": 2})
     assert answer["recovered"] is True
     assert answer["position"] == {"epoch": epoch, "offset": 4}
-    assert await events(back, 2) == [("three", 3), ("four", 4)]
+    assert await offsets(back, 2) == [("three", 3), ("four", 4)]
     second.close()
     back.close()
 
