@@ -72,6 +72,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "body",
         "closing",
+        "corked",
         "ctx",
         "deadline",
         "feed",
@@ -100,12 +101,15 @@ class Connection(asyncio.Protocol):
         self.header_count = 0
         self.header_size = 0
         self.timer: asyncio.TimerHandle | None = None
+        """The close-wait or linger timer of a closing connection."""
         self.deadline = 0.0
-        """Loop time at which an HTTP connection times out (see :meth:`_arm`)."""
+        """Loop time at which an HTTP connection times out (swept by ``ctx.deadlines``)."""
         self.frames: FrameParser | None = None
         self.hub: Hub | None = None
         self.session: Session | None = None
         self.closing = False
+        self.corked: list[bytes] | None = None
+        """Bytes held back during the handshake, to leave in one send (see :meth:`_write`)."""
         self.feed: Feed | None = None
         """Set while this connection streams the dashboard's feed."""
         self.waiting: list[Request] | None = None
@@ -118,9 +122,11 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.ctx.connections.add(self)
         self._arm(self.ctx.settings.http_timeout)
+        self.ctx.deadlines.watch(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.ctx.connections.discard(self)
+        self.ctx.deadlines.forget(self)
         if self.frames is not None:
             self.ctx.websockets -= 1
         if self.timer is not None:
@@ -305,9 +311,7 @@ class Connection(asyncio.Protocol):
         )
         if isinstance(answer, str):  # FEED: this response stays open
             transport.write(FEED_HEAD)
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
+            self.ctx.deadlines.forget(self)
             self.parser = None  # anything more the client sends is ignored
             self.feed = Feed(transport.write, transport.get_write_buffer_size, self._finish_http)
             dashboard.open_feed(self.feed)
@@ -338,6 +342,7 @@ class Connection(asyncio.Protocol):
         )
         if keep_alive:
             self._arm(self.ctx.settings.keepalive_timeout)
+            self.ctx.deadlines.watch(self)
         else:
             self._finish_http()
 
@@ -347,9 +352,7 @@ class Connection(asyncio.Protocol):
         """Answer once the stream the request reads has been loaded from the shared store;
         later pipelined requests wait in order (reading pauses meanwhile)."""
         self.waiting = []
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.ctx.deadlines.forget(self)
         if self.transport is not None:
             self.transport.pause_reading()
 
@@ -383,10 +386,21 @@ class Connection(asyncio.Protocol):
             )
             self._finish_http()
             raise _Abort
-        transport.write(response_101(outcome))
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.ctx.deadlines.forget(self)
+        # The 101 and the first frame (connection_established, or the error that refuses
+        # the connection) leave in one send() instead of two: the kernel work of a send on
+        # loopback is a large part of a handshake's server CPU.
+        self.corked = [response_101(outcome)]
+        try:
+            self._open(transport, target, key)
+        finally:
+            corked, self.corked = self.corked, None
+            transport.write(b"".join(corked))
+        if self.session is not None and not self.closing:
+            self.session.write = self._direct_write(transport)
+
+    def _open(self, transport: asyncio.Transport, target: str, key: str) -> None:
+        """Start the WebSocket: the app's checks, then the hub's session (or a refusal)."""
         origin = self.headers.get(b"origin")
         query = target.partition("?")[2]
         # Nothing of the HTTP request stays with a WebSocket (10 000+ of them live at once).
@@ -410,25 +424,32 @@ class Connection(asyncio.Protocol):
             self._fail(errors.OVER_CAPACITY)
             return
         self.hub = self.ctx.node.hub(app)
-        write = self._direct_write(transport)
         self.session = self.hub.connect(
-            write,
+            self._write,
             self._close_websocket,
             origin.decode("latin-1") if origin is not None else None,
             self.ctx.loop.time(),
         )
-        if self.session is not None and self.ctx.stopping:
+        if self.session is None:
+            return
+        if self.ctx.stopping:
             # Accepted just before the drain began: told to reconnect (4200) like every
             # other client, so pusher-js goes straight to another node or worker.
             self.hub.close_session(self.session, errors.SERVER_SHUTTING_DOWN)
             self.session = None
             return
-        if self.session is not None and self.ctx.debug:
+        if self.ctx.debug:
             log.debug("%s connected to app %s", self.session.socket_id, app.id)
 
+    def _write(self, data: bytes) -> None:
+        """Write ``data``, or hold it back while the handshake's answer is corked."""
+        if self.corked is not None:
+            self.corked.append(data)
+        elif self.transport is not None:
+            self.transport.write(data)
+
     def _fail(self, err: PusherError) -> None:
-        assert self.transport is not None
-        self.transport.write(encode_frame(messages.error(err)))
+        self._write(encode_frame(messages.error(err)))
         self._close_websocket(err.code or 4200, err.message)
 
     def _websocket_data(self, data: bytes) -> None:
@@ -492,7 +513,7 @@ class Connection(asyncio.Protocol):
         self.closing = True
         if self.session is not None:
             self.session.write = _discard
-        transport.write(encode_close(code, reason))
+        self._write(encode_close(code, reason))
         self.timer = self.ctx.loop.call_later(CLOSE_WAIT, transport.abort)
 
     def _guarded_write(self, frame: bytes) -> None:
@@ -519,28 +540,15 @@ class Connection(asyncio.Protocol):
     # -- HTTP helpers --------------------------------------------------------------------
 
     def _arm(self, delay: float) -> None:
-        """Time the connection out ``delay`` seconds from now (HTTP only).
+        """Time the connection out ``delay`` seconds from now (HTTP only; the sweep of
+        ``ctx.deadlines`` acts on it while the connection is watched)."""
+        self.deadline = self.ctx.loop.time() + delay
 
-        Each request pushes the deadline back; a timer due before the new deadline is kept
-        and re-armed when it fires, instead of being cancelled and made again per request
-        (that was a tenth of a keep-alive API request's CPU).
-        """
-        loop = self.ctx.loop
-        self.deadline = deadline = loop.time() + delay
-        timer = self.timer
-        if timer is not None:
-            if timer.when() <= deadline:
-                return
-            timer.cancel()
-        self.timer = loop.call_at(deadline, self._timed_out)
-
-    def _timed_out(self) -> None:
-        self.timer = None
-        if self.deadline > self.ctx.loop.time():  # pushed back since this timer was set
-            self.timer = self.ctx.loop.call_at(self.deadline, self._timed_out)
-            return
+    def timed_out(self) -> None:
+        """Called by the sweep once :attr:`deadline` has passed: 408 mid-request, else
+        close the idle kept-alive connection."""
         transport = self.transport
-        if transport is None or self.frames is not None:
+        if transport is None or self.frames is not None or self.closing:
             return
         if self.header_bytes != IDLE:
             self._refuse(408, "Request not completed in time")
@@ -561,6 +569,7 @@ class Connection(asyncio.Protocol):
         """
         self.closing = True
         self.parser = None
+        self.ctx.deadlines.forget(self)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None

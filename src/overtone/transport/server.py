@@ -30,6 +30,7 @@ from overtone.hub import Hub
 from overtone.node import Node
 from overtone.protocol import errors
 from overtone.transport.connection import Connection
+from overtone.transport.deadlines import Deadlines
 from overtone.transport.debug import debug_writer
 from overtone.transport.ops import Latency, OpsHandler
 from overtone.transport.webhooks import WebhookSender
@@ -65,6 +66,13 @@ class ServerContext:
     protocol_closes: Counter[int] = field(default_factory=Counter)
     ops: OpsHandler | None = None
     dashboard: DashboardService | None = None
+    deadlines: Deadlines = field(init=False)
+    """Times out HTTP connections (requests not completed, idle keep-alive)."""
+
+    def __post_init__(self) -> None:
+        self.deadlines = Deadlines(
+            self.loop, self.settings.http_timeout, self.settings.keepalive_timeout
+        )
 
     def over_capacity(self) -> None:
         """Log (at most once a minute) that connections are refused with 4100."""
@@ -353,6 +361,7 @@ class Server:
         for conn in list(ctx.connections):
             if conn.transport is not None:
                 conn.transport.abort()
+        ctx.deadlines.close()
         if self.webhooks is not None:
             await self.webhooks.close()
         await asyncio.sleep(0)
