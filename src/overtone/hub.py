@@ -89,7 +89,7 @@ class Hub(HubStreams):
         session.closed = True
         del self.sessions[session.socket_id]
         self.stats.connections_closed += 1
-        for name in list(session.channels):
+        for name in session.channels:  # closed: _leave leaves the list alone
             self._leave(session, name)
         if session.user_id is not None:
             self._sign_out(session)
@@ -189,7 +189,7 @@ class Hub(HubStreams):
                 )
             return
         assert isinstance(name, str)
-        receiving = name in session.channels  # e.g. its #server-to-user channel since sign-in
+        receiving = self._receives(session, name)  # e.g. #server-to-user since sign-in
         channel = self._add_subscriber(session, name)
         if not receiving and member is not None and channel.roster is not None:
             self._join(channel, session, member[0], member[1])
@@ -205,13 +205,19 @@ class Hub(HubStreams):
             return
         self._subscribed(session, channel, recover, now)
 
+    def _receives(self, session: Session, name: str) -> bool:
+        """Whether ``session`` receives channel ``name`` (subscribed, or its own
+        ``#server-to-user`` channel since sign-in)."""
+        channel = self.channels.get(name)
+        return channel is not None and session.socket_id in channel.subscribers
+
     def _add_subscriber(self, session: Session, name: str) -> Channel[Session]:
         """Make ``session`` receive channel ``name`` (idempotent); the channel."""
         channel = self.channels.get(name)
         if channel is None:
             channel = self.channels[name] = Channel(name, classify(name))
-        if name not in session.channels:
-            session.channels.add(name)
+        if session.socket_id not in channel.subscribers:
+            session.channels.append(name)
             channel.subscribers[session.socket_id] = session
             if self.emit is not None:
                 self.emit({"t": "sub", "c": name, "d": 1})
@@ -264,7 +270,7 @@ class Hub(HubStreams):
             self.history.merge(name, snapshot, now)
         channel = self.channels.get(name)
         for session, recover in waiting:
-            if channel is None or session.closed or name not in session.channels:
+            if channel is None or session.closed or session.socket_id not in channel.subscribers:
                 continue
             if channel.pending is not None:
                 channel.pending.discard(session.socket_id)
@@ -296,13 +302,11 @@ class Hub(HubStreams):
             )
 
     def _leave(self, session: Session, name: str) -> None:
-        if name not in session.channels:
-            return
-        session.channels.discard(name)
         channel = self.channels.get(name)
-        if channel is None:
+        if channel is None or channel.subscribers.pop(session.socket_id, None) is None:
             return
-        del channel.subscribers[session.socket_id]
+        if not session.closed:  # disconnect() is iterating over the list
+            session.channels.remove(name)
         if channel.pending is not None:
             channel.pending.discard(session.socket_id)
         if self.emit is not None:
@@ -392,7 +396,7 @@ class Hub(HubStreams):
         if not classify(name).accepts_client_events:
             return errors.CLIENT_EVENT_WRONG_CHANNEL
         if self.app.client_events_from is ClientEventsFrom.MEMBERS and (
-            name not in session.channels
+            not self._receives(session, name)
         ):
             return errors.CLIENT_EVENT_NOT_SUBSCRIBED
         return None

@@ -238,3 +238,25 @@ def test_upgrade_tokens_are_found_in_any_case_and_list() -> None:
     assert isinstance(refused, HandshakeError) and refused.status == 426
     refused = check_upgrade(b"GET", "HTTP/1.1", good_headers(connection=b"keep-alive"))
     assert isinstance(refused, HandshakeError) and refused.status == 400
+
+
+@given(st.binary(min_size=0, max_size=24))
+def test_key_check_agrees_with_base64_decoding(raw: bytes) -> None:
+    """A key is accepted exactly when it is strict base64 of 16 bytes, as RFC 6455 asks."""
+    key = base64.b64encode(raw)
+    outcome = check_upgrade(b"GET", "1.1", good_headers(sec_websocket_key=key))
+    assert isinstance(outcome, bytes) == (len(raw) == 16)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        b"dGhlIHNhbXBsZSBub25jZQ=",
+        b"dGhlIHNhbXBsZSBub25jZQ=A",
+        b"dGhlIHNhbXBsZSBub25jZ===",
+        b"dGhlIHNhbXBsZSBub25jZQ-=",
+    ],
+)
+def test_key_that_is_not_base64_of_16_bytes(key: bytes) -> None:
+    err = error(good_headers(sec_websocket_key=key))
+    assert err.status == 400 and "Sec-WebSocket-Key" in err.message

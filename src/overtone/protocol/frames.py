@@ -57,35 +57,35 @@ else:
     _apply_mask = _c_apply_mask
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TextMessage:
     """A complete text message (all fragments joined, valid UTF-8)."""
 
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BinaryMessage:
     """A complete binary message (all fragments joined)."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ping:
     """A ping control frame; the caller should answer with a pong carrying ``payload``."""
 
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Pong:
     """A pong control frame."""
 
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CloseReceived:
     """A close frame; ``code`` is ``None`` when the frame had an empty payload."""
 
@@ -93,6 +93,8 @@ class CloseReceived:
     reason: str
 
 
+# The events are plain (not frozen) dataclasses: a frozen one's __init__ takes twice as
+# long, and one is made for every frame a client sends. Treat them as read-only.
 Event: TypeAlias = TextMessage | BinaryMessage | Ping | Pong | CloseReceived
 
 

