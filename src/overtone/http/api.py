@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 import orjson
 
@@ -19,6 +19,7 @@ from overtone.apps import App
 from overtone.http.auth import request_auth_error
 from overtone.http.events import BadRequest, Trigger, parse_json, parse_trigger
 from overtone.http.history import MAX_HISTORY_LIMIT, history_page
+from overtone.http.query import query_pairs
 from overtone.http.static import RECOVERY_JS_PATH, recovery_js
 from overtone.hub import Hub
 from overtone.node import Node
@@ -27,7 +28,11 @@ from overtone.protocol.channel_names import name_error
 HEALTH = orjson.dumps({"health": "OK"})
 
 
-@dataclass(frozen=True, slots=True)
+# The dataclasses made per request are not frozen: a frozen dataclass's __init__ takes
+# twice as long. Treat them as read-only.
+
+
+@dataclass(slots=True)
 class Response:
     """Status and body of an answer (JSON unless ``content_type`` says otherwise)."""
 
@@ -39,7 +44,7 @@ class Response:
     """Set when the answer is not ready yet (see :meth:`Api.handle`)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Deferred:
     """An answer that needs stream ``channel`` read from the cluster's store first: the
     transport calls ``hub.when_loaded(channel, ...)``, then :attr:`answer`."""
@@ -57,7 +62,7 @@ class _Unknown(Exception):
         self.channel = channel
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call:
     """An authenticated request, ready for its handler."""
 
@@ -104,14 +109,12 @@ class Api:
         if path == RECOVERY_JS_PATH:
             return Response(*recovery_js(method))
         parts = path.strip("/").split("/")
-        try:
-            params = parse_qsl(query, keep_blank_values=True, strict_parsing=False)
-        except ValueError:
-            return _error(400, "Malformed query string")
+        params = query_pairs(query)
+        fields = dict(params)
         if len(parts) == 3 and parts[0] == "users":
             # pusher-http-python sends terminate_connections without /apps/{id}: the app
             # is the one whose key signed the request.
-            app_key = dict(params).get("auth_key", "")
+            app_key = fields.get("auth_key", "")
             found = self.node.registry.by_key(app_key)
             parts = ["apps", found.id if found else "", *parts]
         if len(parts) < 3 or parts[0] != "apps":
@@ -127,7 +130,7 @@ class Api:
             return _error(404, f"Unknown app id {unquote(parts[1])[:64]!r}")
         paths = (raw_path, path) if raw_path != path else (raw_path,)
         problem = request_auth_error(
-            app, method, paths, params, body, wall_time, self.signature_window
+            app, method, paths, params, fields, body, wall_time, self.signature_window
         )
         if problem is not None:
             return _error(401, problem)
@@ -136,7 +139,7 @@ class Api:
         hub = self.node.hub(app)
         hub.stats.api_requests += 1
         handler = getattr(self, handler_name)
-        call = Call(hub, app, dict(params), body, arg, now)
+        call = Call(hub, app, fields, body, arg, now)
         try:
             response: Response = handler(call)
         except BadRequest as bad:

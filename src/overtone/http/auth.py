@@ -13,15 +13,16 @@ def request_auth_error(
     method: str,
     paths: tuple[str, ...],
     params: list[tuple[str, str]],
+    query: dict[str, str],
     body: bytes,
     wall_time: float,
     window: int,
 ) -> str | None:
     """Why the request's signature is not acceptable, or ``None`` when it is.
 
-    ``paths`` are the paths the signature may cover (with and without a server prefix).
+    ``paths`` are the paths the signature may cover (with and without a server prefix);
+    ``query`` is ``dict(params)`` (the last value of each name).
     """
-    query = dict(params)
     if query.get("auth_key") != app.key:
         return "auth_key does not match the application key"
     timestamp = query.get("auth_timestamp", "")

@@ -6,7 +6,7 @@ from http import HTTPStatus
 
 import orjson
 
-_REASONS = {s.value: s.phrase for s in HTTPStatus}
+_STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 
 
 def response(
@@ -18,15 +18,17 @@ def response(
     extra_headers: tuple[tuple[bytes, bytes], ...] = (),
 ) -> bytes:
     """A complete HTTP/1.1 response with ``Content-Length``."""
-    head = [
-        b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, "Unknown").encode()),
-        b"Content-Type: " + content_type,
-        b"Content-Length: %d" % len(body),
-    ]
-    head.extend(name + b": " + value for name, value in extra_headers)
+    status_line = _STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status
+    head = b"%sContent-Type: %s\r\nContent-Length: %d\r\n" % (
+        status_line,
+        content_type,
+        len(body),
+    )
+    for name, value in extra_headers:
+        head += name + b": " + value + b"\r\n"
     if not keep_alive:
-        head.append(b"Connection: close")
-    return b"\r\n".join(head) + b"\r\n\r\n" + body
+        head += b"Connection: close\r\n"
+    return head + b"\r\n" + body
 
 
 def revalidated(

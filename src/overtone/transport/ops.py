@@ -10,6 +10,7 @@ a load balancer stops sending new clients to it; ``/up`` (liveness) stays 200 me
 from __future__ import annotations
 
 import bisect
+import functools
 import hmac
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -56,11 +57,13 @@ ROUTE_KINDS = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=1024)
 def route_kind(path: str) -> str:
     """A low-cardinality label for an API path (``events``, ``channel``, ...).
 
     Labels come from a fixed set: any other path (a scanner's, a browser's
-    ``/favicon.ico``) is ``other``, so no request can add a metric series.
+    ``/favicon.ico``) is ``other``, so no request can add a metric series. Cached: an app
+    calls the same few paths over and over.
     """
     parts = path.partition("?")[0].strip("/").split("/")
     if "apps" in parts:
