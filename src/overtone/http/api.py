@@ -156,7 +156,7 @@ class Api:
         trigger = parse_trigger(call.app, parse_json(call.body))
         call.hub.publish(trigger.name, trigger.channels, trigger.data, trigger.socket_id, call.now)
         if not trigger.info:
-            return _ok({})
+            return Response(200, b"{}")
         return _ok({"channels": {c: _info(call.hub, c, trigger.info) for c in trigger.channels}})
 
     def _batch(self, call: Call) -> Response:
@@ -172,7 +172,7 @@ class Api:
         for t in triggers:
             call.hub.publish(t.name, t.channels, t.data, t.socket_id, call.now)
         if not any(t.info for t in triggers):
-            return _ok({})
+            return Response(200, b"{}")
         return _ok({"batch": [_info(call.hub, t.channels[0], t.info) for t in triggers]})
 
     def _channels(self, call: Call) -> Response:
@@ -219,7 +219,7 @@ class Api:
 
     def _terminate(self, call: Call) -> Response:
         call.hub.terminate_user(call.arg)
-        return _ok({})
+        return Response(200, b"{}")
 
     def _connections(self, call: Call) -> Response:
         return _ok({"connections": call.hub.connection_count()})

@@ -81,6 +81,7 @@ def parse_trigger(app: App, item: object, where: str = "") -> Trigger:
     info = item.get("info", "")
     if not isinstance(info, str):
         raise BadRequest(400, f"{where}info must be a comma-separated string")
+    unique = tuple(channels) if len(channels) == 1 else tuple(dict.fromkeys(channels))
     return Trigger(
-        name, tuple(dict.fromkeys(channels)), data, socket_id, tuple(filter(None, info.split(",")))
+        name, unique, data, socket_id, tuple(filter(None, info.split(","))) if info else ()
     )

@@ -8,10 +8,13 @@ from overtone.protocol.errors import ErrorCode, PusherError
 
 MIN_PROTOCOL = 5
 MAX_PROTOCOL = 7
+_SUPPORTED = frozenset(str(version) for version in range(MIN_PROTOCOL, MAX_PROTOCOL + 1))
 
 
 def protocol_error(protocol: str | None) -> PusherError | None:
     """The error for the ``protocol`` query parameter, or ``None`` when it is supported."""
+    if protocol in _SUPPORTED:
+        return None
     if protocol is None or protocol == "":
         return PusherError(ErrorCode.NO_PROTOCOL, "No protocol version supplied")
     if not protocol.isdigit():

@@ -96,6 +96,20 @@ def check_upgrade(
     ``Sec-WebSocket-Version: 13`` (426), and a ``Sec-WebSocket-Key`` that base64-decodes to
     16 bytes (400).  ``Origin`` is checked by the app, not here.
     """
+    key = headers.get(b"sec-websocket-key")
+    # What browsers and SDKs send passes in one expression (this runs on every handshake);
+    # anything else takes the checks below, which name what is wrong.
+    if (
+        key is not None
+        and method == b"GET"
+        and http_version == "1.1"
+        and b"host" in headers
+        and headers.get(b"sec-websocket-version") == b"13"
+        and _has_token(headers.get(b"upgrade", b""), b"websocket")
+        and _has_token(headers.get(b"connection", b""), b"upgrade")
+        and _KEY.fullmatch(key)
+    ):
+        return accept_key(key)
     if method != b"GET":
         return HandshakeError(
             405,
@@ -111,9 +125,10 @@ def check_upgrade(
             f"HTTP/{http_version.removeprefix('HTTP/')[:20]} cannot upgrade to WebSocket; "
             "HTTP/1.1 is required",
         )
-    missing_host = check_host(http_version, headers)
-    if missing_host is not None:
-        return missing_host
+    if b"host" not in headers:
+        missing_host = check_host(http_version, headers)
+        if missing_host is not None:
+            return missing_host
 
     upgrade = headers.get(b"upgrade")
     if upgrade is None:
@@ -148,7 +163,6 @@ def check_upgrade(
             ((b"Sec-WebSocket-Version", b"13"),),
         )
 
-    key = headers.get(b"sec-websocket-key")
     if key is None:
         return HandshakeError(400, "missing 'Sec-WebSocket-Key' header")
     key = key.strip()

@@ -195,12 +195,13 @@ class Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self.headers
+        ctx = self.ctx
         self.header_count += 1
         self.header_size += len(name) + len(value) + 4
-        if self.header_count > self.ctx.settings.max_headers:
+        if self.header_count > ctx.max_headers:
             self._refuse(431, "Too many request headers")
             raise _Abort
-        if self.header_size > self.ctx.settings.max_header_size:
+        if self.header_size > ctx.max_header_size:
             self._refuse(431, "Request header section is too large")
             raise _Abort
         key = name.lower()
@@ -380,7 +381,7 @@ class Connection(asyncio.Protocol):
     ) -> None:
         transport = self.transport
         assert transport is not None
-        outcome = check_upgrade(method.encode(), parser.get_http_version(), self.headers)
+        outcome = check_upgrade(parser.get_method(), parser.get_http_version(), self.headers)
         if not isinstance(outcome, bytes):
             transport.write(
                 error_response(outcome.status, outcome.message, extra_headers=outcome.extra_headers)

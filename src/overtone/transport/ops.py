@@ -49,7 +49,8 @@ class Latency:
             counts = self.buckets[route] = [0] * (len(LATENCY_BUCKETS) + 1)
         counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.sums[route] = self.sums.get(route, 0.0) + seconds
-        self.statuses[(route, status)] += 1
+        key = (route, status)
+        self.statuses[key] = self.statuses.get(key, 0) + 1
 
 
 ROUTE_KINDS = frozenset(

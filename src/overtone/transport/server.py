@@ -70,11 +70,21 @@ class ServerContext:
     dashboard: DashboardService | None = None
     deadlines: Deadlines = field(init=False)
     """Times out HTTP connections (requests not completed, idle keep-alive)."""
+    ws_prefix: str = field(init=False)
+    """The path before the app key of the WebSocket endpoint."""
+    debug: bool = field(init=False)
+    """Whether every frame in and out is logged."""
+    max_headers: int = field(init=False)
+    max_header_size: int = field(init=False)
+    """The settings' header limits, read on every header of every request."""
 
     def __post_init__(self) -> None:
-        self.deadlines = Deadlines(
-            self.loop, self.settings.http_timeout, self.settings.keepalive_timeout
-        )
+        settings = self.settings
+        self.deadlines = Deadlines(self.loop, settings.http_timeout, settings.keepalive_timeout)
+        self.ws_prefix = settings.path + "/app/"
+        self.debug = settings.debug
+        self.max_headers = settings.max_headers
+        self.max_header_size = settings.max_header_size
 
     def over_capacity(self) -> None:
         """Log (at most once a minute) that connections are refused with 4100."""
@@ -92,16 +102,6 @@ class ServerContext:
     def open_connections(self) -> int:
         """Every connection of this listener still open, HTTP or WebSocket."""
         return len(self.http) + self.websockets
-
-    @property
-    def ws_prefix(self) -> str:
-        """The path before the app key of the WebSocket endpoint."""
-        return self.settings.path + "/app/"
-
-    @property
-    def debug(self) -> bool:
-        """Whether every frame in and out is logged."""
-        return self.settings.debug
 
     @staticmethod
     def debug_writer(write: Callable[[bytes], None]) -> Callable[[bytes], None]:
