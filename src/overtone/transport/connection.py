@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, cast
 
@@ -102,8 +103,9 @@ class Connection(asyncio.Protocol):
         self.header_size = 0
         self.timer: asyncio.TimerHandle | None = None
         """The close-wait or linger timer of a closing connection."""
-        self.deadline = 0.0
-        """Loop time at which an HTTP connection times out (swept by ``ctx.deadlines``)."""
+        self.deadline = math.inf
+        """Loop time at which an HTTP connection times out (swept by ``ctx.deadlines``;
+        ``math.inf`` while it waits on the store, streams a feed, or closes)."""
         self.frames: FrameParser | None = None
         self.hub: Hub | None = None
         self.session: Session | None = None
@@ -122,14 +124,12 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.ctx.http.add(self)
         self._arm(self.ctx.settings.http_timeout)
-        self.ctx.deadlines.watch(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.frames is not None:
             self.ctx.websockets -= 1
         else:
             self.ctx.http.discard(self)
-            self.ctx.deadlines.forget(self)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -313,7 +313,7 @@ class Connection(asyncio.Protocol):
         )
         if isinstance(answer, str):  # FEED: this response stays open
             transport.write(FEED_HEAD)
-            self.ctx.deadlines.forget(self)
+            self.deadline = math.inf
             self.parser = None  # anything more the client sends is ignored
             self.feed = Feed(transport.write, transport.get_write_buffer_size, self._finish_http)
             dashboard.open_feed(self.feed)
@@ -344,7 +344,6 @@ class Connection(asyncio.Protocol):
         )
         if keep_alive:
             self._arm(self.ctx.settings.keepalive_timeout)
-            self.ctx.deadlines.watch(self)
         else:
             self._finish_http()
 
@@ -354,7 +353,7 @@ class Connection(asyncio.Protocol):
         """Answer once the stream the request reads has been loaded from the shared store;
         later pipelined requests wait in order (reading pauses meanwhile)."""
         self.waiting = []
-        self.ctx.deadlines.forget(self)
+        self.deadline = math.inf
         if self.transport is not None:
             self.transport.pause_reading()
 
@@ -388,7 +387,6 @@ class Connection(asyncio.Protocol):
             )
             self._finish_http()
             raise _Abort
-        self.ctx.deadlines.forget(self)
         # The 101 and the first frame (connection_established, or the error that refuses
         # the connection) leave in one send() instead of two: the kernel work of a send on
         # loopback is a large part of a handshake's server CPU.
@@ -408,7 +406,6 @@ class Connection(asyncio.Protocol):
         # Nothing of the HTTP request stays with a WebSocket (10 000+ of them live at once).
         self.headers = NO_HEADERS
         self.url = b""
-        self.deadline = 0.0
         self.parser = None
         transport.set_write_buffer_limits(high=self.ctx.write_high_water)
         app = self.ctx.node.registry.by_key(key)
@@ -543,8 +540,8 @@ class Connection(asyncio.Protocol):
     # -- HTTP helpers --------------------------------------------------------------------
 
     def _arm(self, delay: float) -> None:
-        """Time the connection out ``delay`` seconds from now (HTTP only; the sweep of
-        ``ctx.deadlines`` acts on it while the connection is watched)."""
+        """Time the connection out ``delay`` seconds from now (HTTP only; see
+        :mod:`overtone.transport.deadlines`)."""
         self.deadline = self.ctx.loop.time() + delay
 
     def timed_out(self) -> None:
@@ -556,6 +553,7 @@ class Connection(asyncio.Protocol):
         if self.header_bytes != IDLE:
             self._refuse(408, "Request not completed in time")
         else:  # an idle kept-alive connection
+            self.deadline = math.inf
             transport.close()
 
     def _refuse(self, status: int, message: str) -> None:
@@ -572,7 +570,7 @@ class Connection(asyncio.Protocol):
         """
         self.closing = True
         self.parser = None
-        self.ctx.deadlines.forget(self)
+        self.deadline = math.inf
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None

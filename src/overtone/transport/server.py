@@ -80,7 +80,9 @@ class ServerContext:
 
     def __post_init__(self) -> None:
         settings = self.settings
-        self.deadlines = Deadlines(self.loop, settings.http_timeout, settings.keepalive_timeout)
+        self.deadlines = Deadlines(
+            self.loop, self.http, settings.http_timeout, settings.keepalive_timeout
+        )
         self.ws_prefix = settings.path + "/app/"
         self.debug = settings.debug
         self.max_headers = settings.max_headers
@@ -197,6 +199,7 @@ class Server:
                 ssl=tls,
             )
         self._port = int(self._server.sockets[0].getsockname()[1])
+        ctx.deadlines.start()
         self._ticker = loop.create_task(self._tick())
 
     def _tls_context(self) -> ssl.SSLContext | None:
