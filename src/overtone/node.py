@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Iterator
 
 from overtone.apps import App, AppRegistry
@@ -13,6 +14,7 @@ from overtone.protocol.errors import PusherError
 
 ID_BATCH = 512
 """Socket ids drawn from one read of the CSPRNG."""
+_BATCH = struct.Struct(f"<{ID_BATCH}Q")
 
 
 class Node:
@@ -52,8 +54,7 @@ class Node:
         """
         pool = self._id_pool
         if not pool:
-            raw = os.urandom(8 * ID_BATCH)
-            pool.extend(int.from_bytes(raw[i : i + 8], "little") for i in range(0, len(raw), 8))
+            pool.extend(_BATCH.unpack(os.urandom(_BATCH.size)))
         bits = pool.pop()
         return f"{bits >> 34}.{bits & 0x3FFFFFFF}"
 
