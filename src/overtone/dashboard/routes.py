@@ -83,6 +83,7 @@ class Routes:
     ) -> None:
         """``overview(with_series)`` builds the overview document (see the service)."""
         self.base = f"{prefix}/dashboard"
+        self._below = self.base + "/"
         self.prefix = prefix
         self.gate = Gate(password) if password else None
         self.node = node
@@ -92,7 +93,7 @@ class Routes:
 
     def handles(self, path: str) -> bool:
         """Whether ``path`` is the dashboard's."""
-        return path == self.base or path.startswith(self.base + "/")
+        return path == self.base or path.startswith(self._below)
 
     def handle(
         self,

@@ -286,9 +286,10 @@ class Connection(asyncio.Protocol):
             self._defer(result.deferred, method, path, keep_alive, started)
             return
         self.ctx.latency.observe(route_kind(path), time.perf_counter() - started, result.status)
-        status, content = revalidated(
-            result.status, result.body, result.headers, headers.get(b"if-none-match")
-        )
+        status, content = result.status, result.body
+        if_none_match = headers.get(b"if-none-match")
+        if if_none_match is not None:  # e.g. a browser revalidating the cached add-on
+            status, content = revalidated(status, content, result.headers, if_none_match)
         self._respond(method, status, content, result.content_type, result.headers, keep_alive)
 
     def _dashboard(
