@@ -395,8 +395,12 @@ class Connection(asyncio.Protocol):
         try:
             self._open(transport, target, key)
         finally:
-            corked, self.corked = self.corked, None
-            transport.write(b"".join(corked))
+            answer, self.corked = self.corked, None
+            if self.ctx.debug:  # every frame is logged; the 101 before them is not one
+                transport.write(answer.pop(0))
+                self._direct_write(transport)(b"".join(answer))
+            else:
+                transport.write(b"".join(answer))
         if self.session is not None and not self.closing:
             self.session.write = self._direct_write(transport)
 
