@@ -69,7 +69,8 @@ def parse_trigger(app: App, item: object, where: str = "") -> Trigger:
     data = item.get("data", "")
     if not isinstance(data, str):
         data = orjson.dumps(data).decode()
-    if len(data.encode()) > app.max_message_size:
+    # A character is at most 4 bytes in UTF-8: only a long string needs encoding to measure.
+    if len(data) * 4 > app.max_message_size and len(data.encode()) > app.max_message_size:
         raise BadRequest(
             413, f"{where}data is larger than the {app.max_message_size} bytes allowed"
         )
