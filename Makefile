@@ -60,6 +60,7 @@ test: lint typecheck pytest
 
 bench: $(STAMP) system-deps
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.inprocess
 	$(BIN)/python -m benchmarks.history
 	$(BIN)/python -m benchmarks.dashboard
 	$(BIN)/python -m benchmarks.replication
