@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from overtone.protocol.frames import encode_frame
+from overtone.protocol.frames import encode_close, encode_frame
 from overtone.transport.debug import debug_writer, payloads
 
 
@@ -23,4 +23,14 @@ def test_every_frame_of_a_joined_write_is_logged(caplog: pytest.LogCaptureFixtur
         '-> {"event":"a',
         '-> {"event":"m',
         '-> {"event":"e',
+    ]
+
+
+def test_a_close_frame_is_logged_as_its_code_and_reason(caplog: pytest.LogCaptureFixture) -> None:
+    error = encode_frame(b'{"event":"pusher:error"}')
+    with caplog.at_level(logging.DEBUG, logger="overtone.frames"):
+        debug_writer(lambda data: None)(error + encode_close(4007, "Unsupported protocol"))
+    assert [r.getMessage() for r in caplog.records] == [
+        '-> {"event":"pusher:error"}',
+        "-> close 4007 Unsupported protocol",
     ]
