@@ -243,7 +243,7 @@ class Connection(asyncio.Protocol):
         path = target.partition("?")[0]
         ws_prefix = self.ctx.ws_prefix
         if path.startswith(ws_prefix) and path.count("/", len(ws_prefix)) == 0:
-            self._handshake(parser, method, target, path[len(ws_prefix) :])
+            self._handshake(parser, target, path[len(ws_prefix) :])
             return
         if b"host" not in self.headers:
             missing_host = check_host(parser.get_http_version(), self.headers)
@@ -376,9 +376,7 @@ class Connection(asyncio.Protocol):
 
     # -- WebSocket -----------------------------------------------------------------------
 
-    def _handshake(
-        self, parser: httptools.HttpRequestParser, method: str, target: str, key: str
-    ) -> None:
+    def _handshake(self, parser: httptools.HttpRequestParser, target: str, key: str) -> None:
         transport = self.transport
         assert transport is not None
         outcome = check_upgrade(parser.get_method(), parser.get_http_version(), self.headers)
