@@ -80,7 +80,8 @@ def name_error(name: object) -> str | None:
 
 @lru_cache(maxsize=4096)
 def _characters_error(name: str) -> str | None:
-    """Whether ``name`` (at most :data:`MAX_CHANNEL_NAME` long) uses only allowed characters.
+    """Why ``name`` (at most :data:`MAX_CHANNEL_NAME` long) has a character a channel name
+    may not have, or ``None``.
 
     Cached (at most 4096 short names, under 1 MB): subscribes and triggers repeat the same
     names, and a hit costs about half the pattern match.

@@ -3,8 +3,8 @@
 Every connection starts as HTTP and must finish its request (or its WebSocket handshake)
 within ``OVERTONE_HTTP_TIMEOUT``; a kept-alive API connection is closed after
 ``OVERTONE_KEEPALIVE_TIMEOUT`` of idleness. A ``loop.call_at`` timer per connection, made at
-accept and cancelled at the upgrade, was about 4 µs of every handshake (uvloop, measured
-with ``benchmarks.run``). Here a connection only records its deadline, and a sweep over the
+accept and cancelled at the upgrade, was 7 µs of every handshake's Python
+(``benchmarks.inprocess``). Here a connection only records its deadline, and a sweep over the
 listener's HTTP connections closes the late ones. A time-out therefore fires up to one
 ``resolution`` late: a fifth of the shortest time-out, and at most a second.
 """

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 
-log = logging.getLogger("overtone.frames")
+from overtone.protocol.frames import OP_CLOSE
 
-OP_CLOSE = 0x8
+log = logging.getLogger("overtone.frames")
 
 
 def frames(data: bytes) -> Iterator[tuple[int, bytes]]:
