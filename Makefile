@@ -1,19 +1,56 @@
 # overtone: `make run` starts the server, `make test` runs every check.
+SHELL := bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
+LOWEST := .venv-lowest
+# uv uses this machine's Python, never one it would download, and syncs into $(VENV).
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 E2E := tests/e2e
 E2E_STAMP := $(E2E)/node_modules/.installed
 CLINIC := examples/clinic
 CLINIC_STAMP := $(CLINIC)/node_modules/.installed
 
-.PHONY: run test lint typecheck pytest setup system-deps e2e-deps bench clean
+.PHONY: run test lint typecheck pytest setup system-deps e2e-deps bench clean lock check-lock test-lowest
 
-$(STAMP): pyproject.toml
+# The development environment is installed from uv.lock: every package at the exact version
+# and hash the lock names (uv itself from requirements/uv.txt, hashes checked by pip).
+$(UV): requirements/uv.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements/uv.txt
+	touch $(UV)
+
+$(STAMP): pyproject.toml uv.lock constraints.txt $(UV)
+	@$(MAKE) --no-print-directory check-lock
+	$(UV) sync --quiet --locked --inexact --extra dev --python $(BIN)/python
+	touch $(STAMP)
+
+# Fails, saying what to do, when pyproject.toml and the lock (or the constraints exported
+# from it) disagree.
+EXPORT_CONSTRAINTS := $(UV) export --frozen --quiet --no-emit-project --no-hashes --extra redis \
+	--format requirements-txt | sed 1,2d
+check-lock: $(UV)
+	@$(UV) lock --check --quiet --python $(BIN)/python 2>/dev/null || { \
+		echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock and constraints.txt" >&2; exit 1; }
+	@$(EXPORT_CONSTRAINTS) | cmp -s - <(sed 1,4d constraints.txt) || { \
+		echo "constraints.txt does not match uv.lock: run 'make lock' and commit constraints.txt" >&2; exit 1; }
+
+# Refreshes the lock to the newest versions pyproject.toml allows (and uv to its newest release),
+# then exports the production constraints from it. Review the diff, run `make test`, commit.
+lock: $(UV)
+	echo uv | $(UV) pip compile - --quiet --upgrade --generate-hashes --python-version 3.11 \
+		--custom-compile-command 'make lock' -o requirements/uv.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements/uv.txt
+	touch $(UV)
+	$(UV) lock --upgrade --python $(BIN)/python
+	{ echo "# The exact versions CI tested, for production installs:"; \
+	  echo "#   pip install -c constraints.txt 'overtone-<version>-py3-none-any.whl[redis]'"; \
+	  echo "# Exported from uv.lock by 'make lock'; do not edit."; echo "#"; \
+	  $(EXPORT_CONSTRAINTS); } > constraints.txt
+	$(UV) sync --quiet --locked --inexact --extra dev --python $(BIN)/python
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -58,6 +95,21 @@ pytest: $(STAMP) system-deps e2e-deps
 
 test: lint typecheck pytest
 
+# The lowest versions pyproject.toml allows for overtone's own dependencies (the test tools at
+# the lock's versions): the core and cluster tests, and mypy on the cluster broker, which
+# leans on redis-py's typing. A lower bound that no longer holds fails here.
+LOWEST_TOOLS := pytest|pytest-asyncio|hypothesis|pusher|mypy
+test-lowest: $(STAMP) system-deps
+	rm -rf $(LOWEST)
+	$(UV) venv --quiet --python $(PYTHON) $(LOWEST)
+	$(UV) export --frozen --quiet --no-emit-project --no-hashes --extra dev --format requirements-txt \
+		| grep -E '^($(LOWEST_TOOLS))==' > $(LOWEST)/tools.txt
+	$(UV) pip install --quiet --python $(LOWEST)/bin/python --resolution lowest-direct \
+		-e . -r $(LOWEST)/tools.txt
+	$(UV) pip list --python $(LOWEST)/bin/python --format freeze | grep -E '^(httptools|orjson|python-dotenv|redis|prometheus.client|httpx|websockets|uvloop)=='
+	$(LOWEST)/bin/mypy src/overtone/cluster
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider tests/core tests/cluster
+
 bench: $(STAMP) system-deps
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.inprocess
@@ -66,4 +118,4 @@ bench: $(STAMP) system-deps
 	$(BIN)/python -m benchmarks.replication
 
 clean:
-	rm -rf $(VENV) $(E2E)/node_modules $(CLINIC)/node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LOWEST) $(E2E)/node_modules $(CLINIC)/node_modules .mypy_cache .ruff_cache .pytest_cache

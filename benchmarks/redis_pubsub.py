@@ -25,6 +25,7 @@ import hiredis
 import redis.asyncio as aioredis
 
 from benchmarks.cluster import Redis
+from overtone.cluster.redis_connect import close_pubsub
 
 ENVELOPE = (
     b'{"n":"web-1:4242:a1b2c3","m":[["100000",{"t":"conn","d":30}],'
@@ -51,7 +52,7 @@ async def redis_py(port: int, messages: int, timeout: float | None) -> float:
             received += 1
     spent = time.process_time() - started
     sender.wait(30)
-    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await close_pubsub(pubsub)
     await client.aclose()
     return spent / messages * 1e6
 

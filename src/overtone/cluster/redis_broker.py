@@ -22,7 +22,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from redis.asyncio.client import PubSub
 from redis.exceptions import (
@@ -39,7 +39,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from overtone.channels.history import StreamSnapshot
 from overtone.cluster import redis_connect
 from overtone.cluster.broker import StreamAppend, StreamRef
-from overtone.cluster.redis_connect import Primary
+from overtone.cluster.redis_connect import Primary, close_pubsub
 from overtone.cluster.redis_streams import MARKER, RedisStreams
 from overtone.config import Scaling
 
@@ -179,7 +179,7 @@ class RedisBroker:
                 self._streams = None
                 self._outbox.clear()
                 if pubsub is not None:
-                    await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
+                    await _quietly(close_pubsub(pubsub))
                 if primary is not None:
                     await primary.aclose()
             if not self._closing:
@@ -315,6 +315,6 @@ def join_envelopes(envelopes: list[bytes]) -> bytes:
     return b"[" + b",".join(envelopes) + b"]"
 
 
-async def _quietly(awaitable: object) -> None:
+async def _quietly(awaitable: Awaitable[object]) -> None:
     with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-        await awaitable  # type: ignore[misc]
+        await awaitable

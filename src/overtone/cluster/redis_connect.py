@@ -24,6 +24,7 @@ connection surfaces at once, and nothing is sent twice (delivery stays at most o
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -48,6 +49,22 @@ FAILOVER_BACKOFF = 1.0
 seconds, and the nodes should find the new primary within a second of it."""
 SINGLE_BACKOFF = 5.0
 """Longest wait between reconnections to a single Redis (a restart takes longer)."""
+
+
+async def execute(client: aioredis.Redis, *args: object) -> Any:
+    """Run one raw command on ``client`` and return its reply.
+
+    redis-py annotates ``execute_command`` in some releases and not in others; called through
+    a ``Callable`` it type-checks alike on every release the dependency range allows.
+    """
+    command: Callable[..., Awaitable[Any]] = client.execute_command
+    return await command(*args)
+
+
+async def close_pubsub(pubsub: PubSub) -> None:
+    """Close ``pubsub`` and its connection (``aclose``, annotated in some releases only)."""
+    close: Callable[[], Awaitable[object]] = pubsub.aclose
+    await close()
 
 
 def _never_retry() -> Retry:
@@ -76,8 +93,7 @@ class Primary:
 
     async def publish(self, channel: str, body: bytes) -> int:
         """Publish ``body``; how many subscribers received it."""
-        command = self.client.execute_command
-        return int(await command(self.publish_command, channel, body))  # type: ignore[no-untyped-call]
+        return int(await execute(self.client, self.publish_command, channel, body))
 
     async def subscribe(self, pubsub: PubSub, channel: str) -> None:
         """Subscribe ``pubsub`` (made from :attr:`client`) to ``channel``."""
@@ -89,8 +105,7 @@ class Primary:
     async def listeners(self, channel: str) -> int:
         """Subscribers of ``channel`` on this primary (every node subscribes here)."""
         command = "SHARDNUMSUB" if self.sharded else "NUMSUB"
-        execute = self.client.execute_command
-        reply = await execute("PUBSUB", command, channel)  # type: ignore[no-untyped-call]
+        reply = await execute(self.client, "PUBSUB", command, channel)
         if isinstance(reply, dict):
             return int(next(iter(reply.values()), 0))
         if isinstance(reply, list) and reply:
@@ -195,7 +210,9 @@ async def _sentinel_primary(scaling: Scaling, options: dict[str, Any]) -> tuple[
         if scaling.tls_ca:
             sentinel_options["ssl_ca_certs"] = scaling.tls_ca
     sentinels = list(scaling.sentinels)
-    sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
+    # Sentinel's constructor is annotated in some redis-py releases only.
+    make_sentinel: Callable[..., Sentinel] = Sentinel
+    sentinel = make_sentinel(sentinels, sentinel_kwargs=sentinel_options)
     try:
         host, port = await sentinel.discover_master(scaling.sentinel_master)
     finally:
@@ -239,8 +256,7 @@ async def _generation(client: aioredis.Redis, address: str) -> str:
 
 async def _has_sharded_pubsub(client: aioredis.Redis) -> bool:
     try:
-        execute = client.execute_command
-        reply = await execute("COMMAND", "INFO", "SPUBLISH")  # type: ignore[no-untyped-call]
+        reply = await execute(client, "COMMAND", "INFO", "SPUBLISH")
     except ResponseError:
         return False
     if isinstance(reply, dict):
