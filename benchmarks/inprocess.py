@@ -3,7 +3,8 @@
 A handshake here is a connection accepted (``connection_made``) and its upgrade request
 handled, up to ``connection_established`` written.
 
-Both servers' protocol objects (overtone's ``Connection``, the reference's ``Conn``) are fed
+Both servers' protocol objects (overtone's ``HttpConnection``, which hands an upgraded
+socket to a ``WebSocketConnection``, and the reference's ``Conn``) are fed
 the same bytes in one process, against a transport that only counts what is written. What
 is left out is what both pay alike: the kernel, uvloop and the event loop. The figures are
 per operation, measured over many live connections at once (so caches are as cold as in a
@@ -27,8 +28,10 @@ from typing import Any
 from benchmarks import reference_server as reference
 from benchmarks.wsclient import Signer, mask_bytes
 from overtone.config import load_settings
-from overtone.transport.connection import Connection
-from overtone.transport.server import Server, ServerContext
+from overtone.server import Server
+from overtone.server.api_routes import ApiRoutes
+from overtone.transport.context import ConnectionContext
+from overtone.transport.http1 import HttpConnection
 
 ENV = {"REVERB_APP_ID": "bench", "REVERB_APP_KEY": "bench-key", "REVERB_APP_SECRET": "bench-secret"}
 HANDSHAKE = (
@@ -48,6 +51,14 @@ class CountingTransport:
 
     def __init__(self) -> None:
         self.written = 0
+        self.protocol: Any = None
+        """The protocol receiving this connection's data (a handshake may hand it over)."""
+
+    def set_protocol(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> Any:
+        return self.protocol
 
     def write(self, data: bytes) -> None:
         self.written += len(data)
@@ -93,21 +104,25 @@ def timed(step: Callable[[Any], None], objects: list[Any]) -> float:
 
 def measure(factory: Callable[[], Any], count: int, requests: list[bytes]) -> dict[str, float]:
     """One round: ``count`` connections handshake and subscribe; one takes the requests."""
-    conns = [factory() for _ in range(count)]
-    transports = iter([CountingTransport() for _ in range(count)])
+    transports = [CountingTransport() for _ in range(count)]
+    for transport in transports:
+        transport.protocol = factory()
 
-    def handshake(conn: Any) -> None:  # accepted, then the upgrade request arrives
-        conn.connection_made(next(transports))
+    def handshake(transport: CountingTransport) -> None:  # accepted, then the upgrade request
+        conn = transport.protocol
+        conn.connection_made(transport)
         conn.data_received(HANDSHAKE)
 
     figures = {
-        "handshake": timed(handshake, conns),
-        "subscribe": timed(lambda conn: conn.data_received(SUBSCRIBE), conns),
+        "handshake": timed(handshake, transports),
+        "subscribe": timed(lambda t: t.protocol.data_received(SUBSCRIBE), transports),
     }
-    for conn in conns:
-        conn.connection_lost(None)
+    for transport in transports:
+        transport.protocol.connection_lost(None)
     api = factory()
-    api.connection_made(CountingTransport())
+    api_transport = CountingTransport()
+    api_transport.protocol = api
+    api.connection_made(api_transport)
     figures["api request"] = timed(api.data_received, requests)
     return figures
 
@@ -116,11 +131,11 @@ async def run(count: int, rounds: int) -> None:
     loop = asyncio.get_running_loop()
     settings = load_settings(ENV)
     server = Server(settings)
-    ctx = ServerContext(settings, server.node, server.api, loop)
+    ctx = ConnectionContext(settings, server.node, [ApiRoutes(server.api, server.latency)], loop)
     hub = reference.Hub("bench", "bench-key", b"bench-secret")
     signer = Signer("bench", "bench-key", "bench-secret", "127.0.0.1", 8080)
     servers: dict[str, Callable[[], Any]] = {
-        "overtone": lambda: Connection(ctx),
+        "overtone": lambda: HttpConnection(ctx),
         "reference": lambda: reference.Conn(hub),
     }
     best: dict[str, dict[str, float]] = {name: {} for name in servers}

@@ -10,7 +10,8 @@ from typing import Any
 
 from overtone.cluster.coordinator import Coordinator
 from overtone.cluster.sequencer import MemorySequencer
-from overtone.http.api import Api, Response
+from overtone.http.api import Api
+from overtone.routing import Response
 from support.cluster import HISTORY_APP, Bus, hub_of
 from support.fakes import FakeClient
 from support.signing import signed_target
@@ -47,10 +48,10 @@ def events(client: FakeClient) -> list[tuple[str, int]]:
 def answer_once_loaded(answer: Response) -> Response:
     """A deferred HTTP answer, completed as the transport does once its stream is loaded (the
     bus loads at once)."""
-    deferred = answer.deferred
-    assert deferred is not None
+    pending = answer.pending
+    assert pending is not None
     ready: list[Response] = []
-    deferred.hub.when_loaded(deferred.channel, lambda: ready.append(deferred.answer()))
+    pending.wait(lambda: ready.append(pending.answer()))
     [final] = ready
     return final
 
@@ -201,7 +202,7 @@ def test_positions_over_http_wait_for_the_store() -> None:
     assert final.status == 200
     assert json.loads(final.body)["position"]["offset"] == 2
     followed = api.handle("GET", target, b"", bus.now, time.time())
-    assert followed.deferred is None and json.loads(followed.body)["position"]["offset"] == 2
+    assert followed.pending is None and json.loads(followed.body)["position"]["offset"] == 2
 
 
 def test_history_api_answers_503_when_the_store_is_unreachable() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from overtone.config import load_settings
-from overtone.transport.server import Server
+from overtone.server import Server
 
 BASE_ENV = {
     "REVERB_APP_ID": "123456",

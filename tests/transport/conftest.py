@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from overtone.transport.server import Server
+from overtone.server import Server
 from support.inprocess import start
 
 

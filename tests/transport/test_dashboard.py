@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from overtone.protocol.signatures import sign
-from overtone.transport.server import Server
+from overtone.server import Server
 from support.http import request
 from support.inprocess import start
 from support.rawws import RawClient

@@ -8,7 +8,7 @@ from typing import Any
 
 from overtone.cluster.memory_broker import MemoryBus
 from overtone.config import load_settings
-from overtone.transport.server import Server
+from overtone.server import Server
 from support.inprocess import BASE_ENV
 from support.rawws import RawClient
 from support.servers import APP_ID, scaled

@@ -9,7 +9,7 @@ import json
 
 from overtone.cluster.memory_broker import MemoryBus
 from overtone.config import load_settings
-from overtone.transport.server import Server
+from overtone.server import Server
 from support.inprocess import BASE_ENV
 from support.rawws import RawClient
 from support.servers import scaled

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from overtone.transport.server import Server
+from overtone.server import Server
 from support.inprocess import start
 from support.servers import scaled
 from support.signing import signed_target

@@ -6,8 +6,9 @@ import asyncio
 
 from overtone.cluster.memory_broker import MemoryBus
 from overtone.config import load_settings
-from overtone.transport.ops import readiness, route_kind
-from overtone.transport.server import Server
+from overtone.ops.routes import readiness
+from overtone.server import Server
+from overtone.server.api_routes import route_kind
 from support.inprocess import BASE_ENV, start
 from support.rawws import RawClient, frame
 from support.servers import scaled

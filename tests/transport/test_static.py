@@ -6,7 +6,7 @@ from importlib import resources
 
 import pytest
 
-from overtone.transport.server import Server
+from overtone.server import Server
 from support.http import request
 from support.inprocess import start
 

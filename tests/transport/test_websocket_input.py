@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from overtone.transport.server import Server
+from overtone.server import Server
 from support.fakes import auth_for
 from support.inprocess import start
 from support.rawws import RawClient, frame

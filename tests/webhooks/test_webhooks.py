@@ -16,8 +16,7 @@ import pytest_asyncio
 
 from overtone.cluster.memory_broker import MemoryBus
 from overtone.config import load_settings
-from overtone.transport import webhooks
-from overtone.transport.server import Server
+from overtone.server import Server, webhooks
 from support.fakes import auth_for_secret
 from support.inprocess import BASE_ENV
 from support.rawws import RawClient, frame

@@ -7,9 +7,32 @@ from typing import Any, Protocol
 
 import orjson
 
-from overtone.apps import App
 from overtone.protocol.channel_names import classify, name_error, server_to_user_id
 from overtone.protocol.signatures import channel_auth_ok
+
+
+class Rules(Protocol):
+    """What a subscription check needs of the app (an :class:`overtone.apps.App`)."""
+
+    @property
+    def key(self) -> str:
+        """The app key, part of every signature."""
+
+    @property
+    def secret(self) -> str:
+        """The app secret that signs private and presence subscriptions."""
+
+    @property
+    def max_presence_members(self) -> int:
+        """Members a presence channel holds at most."""
+
+    @property
+    def max_presence_user_id(self) -> int:
+        """Characters of a presence ``user_id`` at most."""
+
+    @property
+    def max_presence_user_info(self) -> int:
+        """Bytes of a presence ``user_info`` (as JSON) at most."""
 
 
 class Subscriber(Protocol):
@@ -34,7 +57,7 @@ MembersOf = Callable[[str], Mapping[str, Any]]
 
 
 def check_subscription(
-    app: App, conn: Subscriber, data: Mapping[str, Any], members: MembersOf
+    app: Rules, conn: Subscriber, data: Mapping[str, Any], members: MembersOf
 ) -> Member | None:
     """Validate a subscribe request; return the presence ``(user_id, user_info)`` if any.
 
@@ -64,7 +87,7 @@ def check_subscription(
     return _presence_member(app, name, channel_data, members)
 
 
-def _presence_member(app: App, name: str, channel_data: str | None, members: MembersOf) -> Member:
+def _presence_member(app: Rules, name: str, channel_data: str | None, members: MembersOf) -> Member:
     if channel_data is None:
         raise SubscriptionRefused("Presence channels need channel_data with a user_id", 400)
     try:

@@ -14,7 +14,7 @@ from overtone.cli.logs import configure
 from overtone.cli.workers import Supervisor, signal_ready
 from overtone.cluster import redis_connect
 from overtone.config import DEV_APP, Settings
-from overtone.transport.server import WORKER_ENV, serve
+from overtone.server import WORKER_ENV, serve
 
 log = logging.getLogger("overtone")
 

@@ -17,7 +17,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from overtone.transport.server import WORKER_ENV
+from overtone.server import WORKER_ENV
 
 log = logging.getLogger("overtone.workers")
 

@@ -17,7 +17,7 @@ from typing import Any
 from overtone.channels.history import event_fields
 from overtone.hub import Hub
 from overtone.node import Node
-from overtone.transport.ops import LATENCY_BUCKETS, Latency
+from overtone.stats import LATENCY_BUCKETS, Latency
 
 SERIES = 300
 """Samples kept, one a second: five minutes of graphs."""

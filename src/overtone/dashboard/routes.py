@@ -1,7 +1,8 @@
 """The dashboard's HTTP routes (docs/dashboard.md): the page, its assets, JSON, actions.
 
-:meth:`Routes.handle` answers one request synchronously, or returns :data:`FEED` when the
-transport must turn the connection into the server-sent events feed. Every route needs the
+:class:`Routes` is the dashboard's route set (:mod:`overtone.routing`): it answers one
+request synchronously, or with the server-sent events feed, a :class:`~overtone.routing.Stream`
+that the service (:mod:`overtone.dashboard.service`) writes to. Every route needs the
 Basic credentials (:mod:`overtone.dashboard.access`); actions also need the
 ``X-Overtone-Dashboard`` header and a same-origin ``Origin``, and are logged.
 
@@ -14,25 +15,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 import orjson
 
 from overtone.apps import App
-from overtone.dashboard.access import REALM, Gate, same_origin
+from overtone.dashboard.access import REALM, Gate, client_address, same_origin
 from overtone.dashboard.console import Console
 from overtone.dashboard.overview import channel_detail, channel_list
-from overtone.http.api import Api, Response
+from overtone.http.api import Api
 from overtone.http.static import content_type, packaged
 from overtone.node import Node
 from overtone.protocol.signatures import md5_hex, request_signature
+from overtone.routing import Headers, Request, Response, Stream
 
 log = logging.getLogger("overtone.dashboard")
-
-FEED: Final = "feed"
-"""What :meth:`Routes.handle` returns for ``GET api/feed``."""
 
 NO_STORE = (b"Cache-Control", b"no-store")
 PAGE_HEADERS = (
@@ -48,8 +47,6 @@ PAGE_HEADERS = (
 )
 ASSETS = frozenset({"dashboard.js", "dashboard.css"})
 MAX_NAME = 200
-
-Headers = Mapping[bytes, bytes]
 
 
 def _json(status: int, document: Any) -> Response:
@@ -80,8 +77,10 @@ class Routes:
         api: Api,
         console: Console,
         overview: Callable[[bool], dict[str, Any]],
+        feed: Callable[[], Stream],
     ) -> None:
-        """``overview(with_series)`` builds the overview document (see the service)."""
+        """``overview(with_series)`` builds the overview document and ``feed()`` opens the
+        server-sent events feed (see the service)."""
         self.base = f"{prefix}/dashboard"
         self._below = self.base + "/"
         self.prefix = prefix
@@ -90,21 +89,16 @@ class Routes:
         self.api = api
         self.console = console
         self.overview = overview
+        self.feed = feed
 
     def handles(self, path: str) -> bool:
         """Whether ``path`` is the dashboard's."""
         return path == self.base or path.startswith(self._below)
 
-    def handle(
-        self,
-        method: str,
-        target: str,
-        headers: Headers,
-        body: bytes,
-        address: str,
-        now: float,
-    ) -> Response | str:
-        """The answer to one request, or :data:`FEED`; ``address`` is the client's."""
+    def handle(self, request: Request, now: float) -> Response | Stream:
+        """The answer to one request under the dashboard's path."""
+        headers = request.headers
+        address = client_address(request.peer, headers.get(b"x-forwarded-for"))
         if self.gate is None:
             return _error(404, "The dashboard is off: set OVERTONE_DASHBOARD_PASSWORD")
         refusal = self.gate.check(headers.get(b"authorization"), address, now)
@@ -113,10 +107,10 @@ class Routes:
                 log.warning("dashboard: %s", refusal.message)
                 return _error(429, refusal.message, (b"Retry-After", b"%d" % refusal.retry_after))
             return _error(401, refusal.message, (b"WWW-Authenticate", REALM))
-        path, _, query = target.partition("?")
-        rest = path[len(self.base) :]
+        query = request.target.partition("?")[2]
+        rest = request.path[len(self.base) :]
         try:
-            return self._route(method, rest, query, headers, body, address, now)
+            return self._route(request.method, rest, query, headers, request.body, address, now)
         except BadInput as bad:
             return _error(bad.status, bad.message)
 
@@ -129,16 +123,16 @@ class Routes:
         body: bytes,
         address: str,
         now: float,
-    ) -> Response | str:
+    ) -> Response | Stream:
         if rest in ("", "/", "/index.html") or rest.startswith("/static/"):
             if method not in ("GET", "HEAD"):
                 return _error(405, "Use GET")
             if rest == "":  # relative, so that a prefix added by a proxy is kept
                 return Response(301, b"", headers=((b"Location", b"dashboard/"),))
             return self._file(rest.removeprefix("/static/") if "/static/" in rest else "index.html")
-        routes: dict[str, tuple[str, Callable[[], Response | str]]] = {
+        routes: dict[str, tuple[str, Callable[[], Response | Stream]]] = {
             "/api/overview": ("GET", lambda: _json(200, self.overview(True))),
-            "/api/feed": ("GET", lambda: FEED),
+            "/api/feed": ("GET", self.feed),
             "/api/channels": ("GET", lambda: self._channels(_query(query))),
             "/api/channel": ("GET", lambda: self._channel(_query(query), now)),
             "/api/trigger": ("POST", lambda: self._trigger(body, address, now)),
@@ -236,7 +230,7 @@ class Routes:
         full_path = self.prefix + path
         params.append(("auth_signature", request_signature(app.secret, method, full_path, params)))
         answer = self.api.handle(method, f"{full_path}?{urlencode(params)}", body, now, wall)
-        if answer.deferred is not None:  # no action reads a stream; never expected
+        if answer.pending is not None:  # no action reads a stream; never expected
             return _error(503, "The action could not be completed now; retry")
         return answer
 

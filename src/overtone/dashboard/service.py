@@ -19,19 +19,21 @@ import logging
 import os
 import resource
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
 from overtone import __version__
+from overtone.cluster.coordinator import Coordinator
+from overtone.config import Settings
 from overtone.dashboard.console import Console
 from overtone.dashboard.overview import STALE, NodeLoad, Sampler, app_figures, nodes_table
 from overtone.dashboard.routes import Routes
-
-if TYPE_CHECKING:
-    from overtone.transport.server import Server
+from overtone.http.api import Api
+from overtone.node import Node
+from overtone.routing import Stream, StreamWriter
+from overtone.stats import Latency
 
 log = logging.getLogger("overtone.dashboard")
 
@@ -52,20 +54,67 @@ FEED_HEAD = (
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
+class WebhookCounts(Protocol):
+    """What the overview shows of webhook delivery."""
+
+    @property
+    def queued(self) -> int:
+        """Events waiting to be sent."""
+
+    @property
+    def sent(self) -> int:
+        """Requests the receiver accepted."""
+
+    @property
+    def failed(self) -> int:
+        """Requests that failed (each retried)."""
+
+    @property
+    def dropped(self) -> int:
+        """Events given up on."""
+
+
+class Host(Protocol):
+    """What the dashboard reads of the server it runs in."""
+
+    @property
+    def settings(self) -> Settings:
+        """The server's settings."""
+
+    @property
+    def node(self) -> Node:
+        """Every app of this process."""
+
+    @property
+    def api(self) -> Api:
+        """The HTTP API, which the dashboard's actions call in-process."""
+
+    @property
+    def coordinator(self) -> Coordinator | None:
+        """The cluster coordinator, ``None`` on a single node."""
+
+    @property
+    def latency(self) -> Latency:
+        """HTTP API handling times."""
+
+    @property
+    def webhooks(self) -> WebhookCounts | None:
+        """Webhook delivery, ``None`` when no app has webhooks."""
+
+
 @dataclass(eq=False, slots=True)
 class Feed:
-    """One open feed: the transport's write, its buffer size and its close."""
+    """One open feed, written through the transport's stream writer."""
 
-    write: Callable[[bytes], None]
-    buffered: Callable[[], int]
-    close: Callable[[], None]
+    writer: StreamWriter
 
     def send(self, event: str, document: Any) -> bool:
         """Write one event; ``False`` (and the feed closed) when the reader is too slow."""
-        if self.buffered() > MAX_FEED_BUFFER:
-            self.close()
+        if self.writer.buffered() > MAX_FEED_BUFFER:
+            self.writer.close()
             return False
-        self.write(b"event: " + event.encode() + b"\ndata: " + orjson.dumps(document) + b"\n\n")
+        data = b"event: " + event.encode() + b"\ndata: " + orjson.dumps(document) + b"\n\n"
+        self.writer.write(data)
         return True
 
 
@@ -81,7 +130,7 @@ def _rss() -> int:
 class DashboardService:
     """Everything the dashboard does on one node."""
 
-    def __init__(self, server: Server, node_id: str) -> None:
+    def __init__(self, server: Host, node_id: str) -> None:
         settings = server.settings
         self.server = server
         self.node_id = node_id
@@ -94,8 +143,9 @@ class DashboardService:
             server.api,
             self.console,
             self.overview,
+            self.feed,
         )
-        self.feeds: set[Feed] = set()
+        self.feeds: dict[StreamWriter, Feed] = {}
         self.others: dict[str, NodeLoad] = {}
         self.watched_until = float("-inf")
         """Loop time until which another node's open dashboard counts as watching."""
@@ -122,22 +172,26 @@ class DashboardService:
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        for feed in list(self.feeds):
-            feed.close()
+        for writer in list(self.feeds):
+            writer.close()
         self.feeds.clear()
 
     # -- feeds ---------------------------------------------------------------------------
 
-    def open_feed(self, feed: Feed) -> None:
-        """Start streaming to ``feed``: the overview and the recent console at once."""
-        self.feeds.add(feed)
+    def feed(self) -> Stream:
+        """The answer to ``GET api/feed``: a response that stays open."""
+        return Stream(FEED_HEAD, self.open_feed, self.close_feed)
+
+    def open_feed(self, writer: StreamWriter) -> None:
+        """Start streaming to ``writer``: the overview and the recent console at once."""
+        feed = self.feeds[writer] = Feed(writer)
         self._watch()
         if feed.send("overview", self.overview(False)):
             feed.send("console", {"entries": list(self.console.recent), "dropped": 0})
 
-    def close_feed(self, feed: Feed) -> None:
-        """``feed``'s connection is gone."""
-        self.feeds.discard(feed)
+    def close_feed(self, writer: StreamWriter) -> None:
+        """``writer``'s connection is gone."""
+        self.feeds.pop(writer, None)
         self._watch()
 
     # -- the clock -----------------------------------------------------------------------
@@ -158,12 +212,9 @@ class DashboardService:
 
     def _sample(self, now: float) -> None:
         server = self.server
-        ctx = server.ctx
-        if ctx is None:
-            return
         live = self._live_others(now)
         sample = self.sampler.sample(
-            server.node, ctx.latency, time.time(), now, time.process_time(), _rss(), live
+            server.node, server.latency, time.time(), now, time.process_time(), _rss(), live
         )
         watched = self._watch()
         coordinator = server.coordinator
@@ -175,7 +226,7 @@ class DashboardService:
         if self.feeds:
             overview = self.overview(False)
             overview["sample"] = sample
-            for feed in list(self.feeds):
+            for feed in list(self.feeds.values()):
                 feed.send("overview", overview)
 
     def _push(self) -> None:
@@ -188,7 +239,7 @@ class DashboardService:
             return
         self._dropped_sent = dropped
         document = {"entries": entries, "dropped": dropped}
-        for feed in list(self.feeds):
+        for feed in list(self.feeds.values()):
             feed.send("console", document)
 
     def _watch(self) -> bool:
@@ -246,9 +297,8 @@ class DashboardService:
             }
             apps.append(figures)
         statuses: dict[str, int] = {}
-        if server.ctx is not None:
-            for (_, status), count in server.ctx.latency.statuses.items():
-                statuses[str(status)] = statuses.get(str(status), 0) + count
+        for (_, status), count in server.latency.statuses.items():
+            statuses[str(status)] = statuses.get(str(status), 0) + count
         webhooks = server.webhooks
         document: dict[str, Any] = {
             "node": self.node_id,

@@ -24,34 +24,13 @@ from overtone.http.static import RECOVERY_JS_PATH, recovery_js
 from overtone.hub import Hub
 from overtone.node import Node
 from overtone.protocol.channel_names import name_error
+from overtone.routing import Pending, Response
 
 HEALTH = orjson.dumps({"health": "OK"})
 
 
 # The dataclasses made per request are not frozen: a frozen dataclass's __init__ takes
 # twice as long. Treat them as read-only.
-
-
-@dataclass(slots=True)
-class Response:
-    """Status and body of an answer (JSON unless ``content_type`` says otherwise)."""
-
-    status: int
-    body: bytes
-    content_type: bytes = b"application/json"
-    headers: tuple[tuple[bytes, bytes], ...] = ()
-    deferred: Deferred | None = None
-    """Set when the answer is not ready yet (see :meth:`Api.handle`)."""
-
-
-@dataclass(slots=True)
-class Deferred:
-    """An answer that needs stream ``channel`` read from the cluster's store first: the
-    transport calls ``hub.when_loaded(channel, ...)``, then :attr:`answer`."""
-
-    hub: Hub
-    channel: str
-    answer: Callable[[], Response]
 
 
 class _Unknown(Exception):
@@ -97,8 +76,9 @@ class Api:
     ) -> Response:
         """Answer one request; ``target`` is the raw request target (path and query).
 
-        An answer with :attr:`Response.deferred` set (history in a cluster) is not ready:
-        it comes from ``deferred.answer()`` once its stream has been loaded.
+        An answer with :attr:`~overtone.routing.Response.pending` set (history in a
+        cluster) is not ready: it comes from ``pending.answer()`` once its stream has been
+        loaded (``pending.wait``).
         """
         raw_path, _, query = target.partition("?")
         path = raw_path
@@ -147,7 +127,8 @@ class Api:
         except _Unknown as unknown:
             # Answered once this node has read the stream from the cluster's store.
             again = partial(_answer, handler, replace(call, loaded=True))
-            return Response(202, b"", deferred=Deferred(hub, unknown.channel, again))
+            wait = partial(hub.when_loaded, unknown.channel)
+            return Response(202, b"", pending=Pending(wait, again))
         return response
 
     # -- handlers ----------------------------------------------------------------------
