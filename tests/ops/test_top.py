@@ -14,18 +14,9 @@ import httpx
 import pytest
 import websockets.sync.client
 
-from overtone.cli.top import (
-    SPARKS,
-    Poller,
-    Target,
-    TopError,
-    metrics_view,
-    parse_metrics,
-    quantile,
-    render,
-    render_metrics,
-    sparkline,
-)
+from overtone.cli.top import Poller, Target
+from overtone.cli.top_frames import SPARKS, render, render_metrics, sparkline
+from overtone.cli.top_metrics import TopError, metrics_view, parse_metrics, quantile
 from support.rawws import RawClient
 from support.servers import APP_ID, APP_KEY, ServerProcess, scaled, start_server
 
