@@ -58,11 +58,14 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/overtone start
 
-# Debian packages the tests need (Chromium, redis-server, nginx, supervisor); installed when missing.
-SYSTEM_PACKAGES := chromium:chromium redis-server:redis-server /usr/sbin/nginx:nginx supervisord:supervisor
+# Debian packages the tests need (Chromium, redis-server, nginx, supervisor, and gcc with
+# OpenSSL's headers for the benchmarks' compiled load client); installed when missing.
+SYSTEM_PACKAGES := chromium:chromium redis-server:redis-server /usr/sbin/nginx:nginx \
+	supervisord:supervisor gcc:gcc /usr/include/openssl/hmac.h:libssl-dev
 system-deps:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
-		command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+		command -v "$${pair%%:*}" >/dev/null 2>&1 || [ -e "$${pair%%:*}" ] || \
+			missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

@@ -92,11 +92,23 @@ class Meter:
         self.each = [] if isinstance(server_pid, int) else [cpu_of(pid) for pid in server_pid]
         self.machine = machine_cpu()
 
-    def result(self, ops: int | None = None, **figures: Any) -> dict[str, Any]:
+    def result(
+        self,
+        ops: int | None = None,
+        client_cpu: float | None = None,
+        wall: float | None = None,
+        **figures: Any,
+    ) -> dict[str, Any]:
         """The figures plus CPU readings; with ``ops``, also the server's CPU microseconds per
-        operation (``server_us_per_op``), a figure a saturated client cannot cap."""
-        client, server = own_cpu() - self.cpu, max(0.0, cpu_of(self.pid) - self.server)
-        wall = time.perf_counter() - self.wall
+        operation (``server_us_per_op``), a figure a saturated client cannot cap.
+
+        ``client_cpu`` and ``wall`` replace this process's CPU and the time since creation
+        when the client is another process (the compiled one) that measured them itself.
+        """
+        client = own_cpu() - self.cpu if client_cpu is None else client_cpu
+        server = max(0.0, cpu_of(self.pid) - self.server)
+        elapsed = time.perf_counter() - self.wall
+        wall = elapsed if wall is None else wall
         now = machine_cpu()
         spent = {key: now[key] - self.machine.get(key, 0.0) for key in now}
         figures.update(
@@ -105,8 +117,8 @@ class Meter:
             server_cpu=round(server, 3),
             other_cpu=round(max(0.0, spent.get("busy", 0.0) - client - server), 3),
             softirq=round(spent.get("softirq", 0.0), 3),
-            core0_busy=round(spent.get("core0", 0.0) / wall, 2) if wall else None,
-            core1_busy=round(spent.get("core1", 0.0) / wall, 2) if wall else None,
+            core0_busy=round(spent.get("core0", 0.0) / elapsed, 2) if elapsed else None,
+            core1_busy=round(spent.get("core1", 0.0) / elapsed, 2) if elapsed else None,
         )
         if self.each and not isinstance(self.pid, int):  # CPU of each server process
             figures["server_cpu_each"] = [

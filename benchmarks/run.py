@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks import native
 from benchmarks.report import hold_table, table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,6 +170,48 @@ def measure(
         server.stop()
 
 
+def measure_native(
+    target: str, n: int, args: argparse.Namespace, workdir: Path, binary: Path
+) -> dict[str, Any]:
+    """connect+subscribe and signed API requests by the compiled client, on a fresh server
+    (so its heap does not carry the Python client's connections, nor they its RSS figure)."""
+    server = Server(target, args, workdir, {})
+    try:
+        problem = server.wait_ready()
+        if problem is not None:
+            return {"failure": f"{target} did not start: {problem}"}
+        port, pid, seconds = str(server.port), server.proc.pid, 2 if args.quick else 5
+        budget = args.timeout + 30
+        connect = ["connect", port, "bench-key", "bench", str(n), "200", str(args.timeout)]
+        api = ["api", port, "bench", "bench-key", "bench-secret", "16", str(seconds)]
+        return {
+            "connect": native.phase(binary, connect, pid, args.pin, budget, "done"),
+            "api": native.phase(binary, api, pid, args.pin, budget, "requests"),
+        }
+    finally:
+        server.stop()
+
+
+def measured(
+    target: str, n: int, args: argparse.Namespace, workdir: Path, binary: Path | None
+) -> dict[str, Any]:
+    """Every figure of one run: the Python client's phases, with connect+subscribe and the
+    API rate from the compiled client when it is available (the Python ones kept as
+    ``connect_py`` and ``api_py``)."""
+    result = measure(target, n, "bench", args, workdir)
+    if binary is None or "failure" in result:
+        return result
+    compiled = measure_native(target, n, args, workdir, binary)
+    if "failure" in compiled:
+        result["native_failure"] = compiled["failure"]
+        return result
+    for phase in ("connect", "api"):
+        if "error" not in compiled[phase]:
+            result[f"{phase}_py"] = result.get(phase)
+            result[phase] = compiled[phase]
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="overtone benchmark suite")
     parser.add_argument("--connections", default="1000,10000", help="comma-separated counts")
@@ -198,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     if max(counts) + 200 > hard:
         print(f"warning: {max(counts)} connections exceed the fd cap {hard}", flush=True)
     print(f"servers pinned to core 0, load client to core 1: {args.pin}", flush=True)
+    binary, why = native.build()
+    if binary is None:
+        print(f"compiled client unavailable, the Python client measures every phase: {why}")
+    else:
+        print(f"connect+subscribe and the API rate measured by the compiled client {binary}")
     report: dict[str, Any] = {"nofile": [soft, hard], "bench": {}, "hold": {}}
     report["args"] = {**vars(args), "json": str(args.json)}
     output: list[str] = []
@@ -208,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             for repeat in range(max(1, args.repeat)):
                 for target in servers:
                     print(f"... {target}: {n} connections, run {repeat + 1}", flush=True)
-                    results[target].append(measure(target, n, "bench", args, workdir))
+                    results[target].append(measured(target, n, args, workdir, binary))
             report["bench"][str(n)] = results
             output.append(table(n, results))
             print("\n" + output[-1] + "\n", flush=True)

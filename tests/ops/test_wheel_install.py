@@ -1,6 +1,7 @@
 """Install without the source tree: build the wheel, install it into a clean virtual
-environment outside the checkout (``pip install overtone-*.whl[redis]``), and run ``install``,
-``start``, ``doctor`` and ``deploy`` from there, as a server would.
+environment outside the checkout as docs/deploy.md does (``pip install -c constraints.txt
+overtone-*.whl[redis]``, the versions CI tested), and run ``install``, ``start``, ``doctor``
+and ``deploy`` from there, as a server would.
 
 pip fetches the dependencies (and the build backend) from PyPI, or from its cache.
 """
@@ -109,12 +110,45 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     create = [sys.executable, "-m", "venv", str(venv)]
     _run_together(timings, {"build wheel": build, "create venv": create}, base, env)
     [wheel] = dist.glob("overtone-*.whl")
-    install = [str(venv / "bin" / "pip"), "install", "-q", f"{wheel}[redis]"]
+    constraints = ROOT / "constraints.txt"
+    install = [
+        str(venv / "bin" / "pip"),
+        "install",
+        "-q",
+        "-c",
+        str(constraints),
+        f"{wheel}[redis]",
+    ]
     _run_together(timings, {"pip install wheel[redis]": install}, base, env)
     workdir = base / "app"
     workdir.mkdir()
     yield Installed(venv, wheel, workdir, env, timings)
     print("\nwheel install timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+
+
+def pins(text: str) -> dict[str, str]:
+    """``name -> version`` of the ``name==version`` lines of a requirements text."""
+    found = {}
+    for line in text.splitlines():
+        name, sep, version = line.split(";")[0].strip().partition("==")
+        if sep and not name.startswith("#"):
+            found[name.lower().replace("_", "-")] = version.strip()
+    return found
+
+
+def test_the_wheel_installs_the_versions_ci_tested(installed: Installed) -> None:
+    frozen = subprocess.run(
+        [str(installed.venv / "bin" / "python"), "-m", "pip", "freeze"],
+        env=installed.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    tested, present = pins((ROOT / "constraints.txt").read_text()), pins(frozen)
+    assert {"redis", "httptools", "orjson", "uvloop", "websockets"} <= set(tested)
+    differ = {name: (v, present.get(name)) for name, v in tested.items() if name in present}
+    assert all(a == b for a, b in differ.values()), differ
+    assert set(present) - {"overtone"} <= set(tested), set(present) - set(tested)
 
 
 def test_the_wheel_carries_its_data_files(installed: Installed) -> None:

@@ -1,0 +1,58 @@
+"""The compiled load client of the benchmarks (benchmarks/native/loadgen.c) against a real
+server: it counts only what the server really did, and reports its own CPU."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+
+from benchmarks import native
+from support.servers import APP_ID, APP_KEY, APP_SECRET, ServerProcess, scaled
+
+
+def loadgen(*args: str) -> dict[str, object]:
+    binary, why = native.build()
+    assert binary is not None, why
+    done = subprocess.run(
+        [str(binary), *args], capture_output=True, text=True, timeout=scaled(60), check=True
+    )
+    figures: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    return figures
+
+
+def metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
+
+
+def test_connect_counts_subscriptions_the_server_made(server: ServerProcess) -> None:
+    opened = metric(server.port, "overtone_connections_opened_total")
+    figures = loadgen("connect", str(server.port), APP_KEY, "bench", "300", "50", "30")
+    assert figures["done"] == 300 and figures["failed"] == 0 and not figures["partial"]
+    assert isinstance(figures["client_cpu"], float) and figures["client_cpu"] > 0
+    assert metric(server.port, "overtone_connections_opened_total") - opened == 300
+
+
+def test_connect_reports_refused_connections(server: ServerProcess) -> None:
+    figures = loadgen("connect", str(server.port), "no-such-key", "bench", "20", "5", "30")
+    assert figures["done"] == 0 and figures["failed"] == 20
+
+
+def test_api_requests_are_signed_and_accepted(server: ServerProcess) -> None:
+    figures = loadgen("api", str(server.port), APP_ID, APP_KEY, APP_SECRET, "4", "1")
+    assert isinstance(figures["requests"], int) and figures["requests"] > 50
+    assert figures["errors"] == 0
+    counted = metric(server.port, "overtone_http_api_requests_total")
+    assert counted >= figures["requests"]
+
+
+def test_api_requests_with_a_wrong_secret_are_counted_as_errors(server: ServerProcess) -> None:
+    figures = loadgen("api", str(server.port), APP_ID, APP_KEY, "wrong-secret", "2", "1")
+    assert figures["requests"] == 0
+    assert isinstance(figures["errors"], int) and figures["errors"] > 0
