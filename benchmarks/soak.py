@@ -27,10 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
 import json
-import os
 import random
 import resource
 import signal
@@ -42,27 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.chaos import (
-    BENCH_APP,
-    Creds,
-    NodeProc,
-    RedisProc,
-    api_get,
-    channel_auth,
-    cluster_env,
-)
+from benchmarks.credentials import BENCH_APP, Creds, api_get, channel_auth
+from benchmarks.localprocs import NodeProc, RedisProc, cluster_env
 from benchmarks.procstat import cpu_of, machine_cpu, own_cpu, rss_kb
-from benchmarks.wsclient import GUID, HttpConn, Signer, mask_bytes
-
-PONG = b'{"event":"pusher:pong","data":{}}'
-
-
-def masked(payload: bytes, opcode: int = 0x1) -> bytes:
-    n, mask = len(payload), os.urandom(4)
-    head = (
-        bytes((0x80 | opcode, 0x80 | n)) if n < 126 else bytes((0x81, 0xFE)) + n.to_bytes(2, "big")
-    )
-    return head + mask + mask_bytes(payload, mask)
+from benchmarks.wsclient import PONG, HttpConn, Signer, Stats, WSConn
 
 
 @dataclass
@@ -72,33 +52,24 @@ class Truth:
     connections: int = 0
     subs: Counter[str] = field(default_factory=Counter)
     users: dict[str, set[str]] = field(default_factory=dict)
-    events: int = 0
     dropped: int = 0  # connections the server closed
     failed: int = 0  # connections that never subscribed
     errors: Counter[str] = field(default_factory=Counter)
 
 
-class SoakConn(asyncio.Protocol):
-    """One connection: handshake, subscribe (presence with auth), answer pings, count events."""
+class SoakConn(WSConn):
+    """One connection: handshake, subscribe (presence with auth), answer pings, count events
+    (in ``stats.counted``, shared by every connection of the soak)."""
 
-    def __init__(self, truth: Truth, creds: Creds, port: int, channel: str, user: str) -> None:
-        self.truth, self.creds, self.channel, self.user = truth, creds, channel, user
-        self.key = base64.b64encode(os.urandom(16))
-        self.port = port
-        self.transport: asyncio.Transport | None = None
-        self.handshake: bytes | None = b""
-        self.buf = b""
-        self.open = self.subscribed = self.closing = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        transport.write(  # type: ignore[attr-defined]
-            f"GET /app/{self.creds.key}?protocol=7&client=soak&version=1.0 HTTP/1.1\r\n"
-            f"Host: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {self.key.decode()}\r\n\r\n".encode()
-        )
+    def __init__(
+        self, truth: Truth, stats: Stats, creds: Creds, port: int, channel: str, user: str
+    ) -> None:
+        super().__init__(stats, "127.0.0.1", port, creds.key, channel, client="soak")
+        self.truth, self.creds, self.user = truth, creds, user
+        self.open = self.subscribed = False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
         if not self.closing:
             if self.subscribed:
                 self.truth.dropped += 1
@@ -117,69 +88,33 @@ class SoakConn(asyncio.Protocol):
             self.open = False
             self.truth.connections -= 1
 
-    def close(self, abrupt: bool) -> None:
+    def end(self, abrupt: bool) -> None:
+        """Close: with a close frame, or ``abrupt`` (no close frame, no FIN: a reset)."""
         self.closing = True
         self.forget()
         if self.transport is None:
             return
         if abrupt:
-            self.transport.abort()  # no close frame, no FIN handshake: a reset
+            self.transport.abort()
         else:
-            self.transport.write(masked(b"\x03\xe8", 0x8))
+            self.send(b"\x03\xe8", 0x8)
             self.transport.close()
 
-    def data_received(self, data: bytes) -> None:
-        if self.handshake is not None:
-            data = self.handshake + data
-            end = data.find(b"\r\n\r\n")
-            if end < 0:
-                self.handshake = data
-                return
-            accept = base64.b64encode(hashlib.sha1(self.key + GUID).digest())
-            if not data.startswith(b"HTTP/1.1 101") or accept not in data[:end]:
-                self.truth.errors["handshake"] += 1
-                if self.transport is not None:
-                    self.transport.close()
-                return
-            self.handshake = None
-            self.open = True
-            self.truth.connections += 1
-            data = data[end + 4 :]
-        if self.buf:
-            data, self.buf = self.buf + data, b""
-        pos, end = 0, len(data)
-        while end - pos >= 2:
-            size = data[pos + 1] & 0x7F
-            start = pos + 2
-            if size == 126:
-                start += 2
-                size = int.from_bytes(data[pos + 2 : pos + 4], "big")
-            elif size == 127:
-                start += 8
-                size = int.from_bytes(data[pos + 2 : pos + 10], "big")
-            stop = start + size
-            if stop > end:
-                break
-            opcode = data[pos] & 0x0F
-            pos = stop
-            if opcode == 1:
-                if data.find(b'"pusher', start, stop) >= 0:
-                    self.control(data[start:stop])
-                else:
-                    self.truth.events += 1
-            elif opcode == 9 and self.transport is not None:
-                self.transport.write(masked(data[start:stop][:125], 0xA))
-            elif opcode == 8:
-                self.truth.errors["close frame"] += 1
-        if pos < end:
-            self.buf = data[pos:]
+    def opened(self) -> None:
+        self.open = True
+        self.truth.connections += 1
+
+    def refused(self, status: bytes) -> None:
+        self.truth.errors["handshake"] += 1
+
+    def closed_by_server(self, code: int) -> None:
+        self.truth.errors["close frame"] += 1
 
     def control(self, payload: bytes) -> None:
         message = json.loads(payload)
         event = message.get("event")
         if event == "pusher:ping":
-            if self.transport is not None:
-                self.transport.write(masked(PONG))
+            self.send(PONG)
         elif event == "pusher:connection_established":
             socket_id = json.loads(message["data"])["socket_id"]
             data: dict[str, Any] = {"channel": self.channel}
@@ -187,10 +122,7 @@ class SoakConn(asyncio.Protocol):
                 channel_data = json.dumps({"user_id": self.user})
                 data["channel_data"] = channel_data
                 data["auth"] = channel_auth(self.creds, socket_id, self.channel, channel_data)
-            if self.transport is not None:
-                self.transport.write(
-                    masked(json.dumps({"event": "pusher:subscribe", "data": data}).encode())
-                )
+            self.send(json.dumps({"event": "pusher:subscribe", "data": data}).encode())
         elif event == "pusher_internal:subscription_succeeded":
             if message.get("channel") == self.channel and not self.subscribed and not self.closing:
                 self.subscribed = True
@@ -213,6 +145,8 @@ class Soak:
     def __init__(self, args: argparse.Namespace, ports: list[int], creds: Creds) -> None:
         self.args, self.ports, self.creds = args, ports, creds
         self.truth = Truth()
+        self.stats = Stats()
+        """Shared by every connection: ``stats.counted`` is the events received."""
         n = args.connections
         presence = n // 2
         self.slots: list[Slot] = []
@@ -237,7 +171,9 @@ class Soak:
         async with self.inflight:
             try:
                 _, conn = await loop.create_connection(
-                    lambda: SoakConn(self.truth, self.creds, port, slot.channel, slot.user),
+                    lambda: SoakConn(
+                        self.truth, self.stats, self.creds, port, slot.channel, slot.user
+                    ),
                     "127.0.0.1",
                     port,
                 )
@@ -267,7 +203,7 @@ class Soak:
                     continue
                 if slot.conn is not None:
                     abrupt = not abrupt
-                    slot.conn.close(abrupt)
+                    slot.conn.end(abrupt)
                     slot.conn = None
                 self.reconnects += 1
                 task = asyncio.ensure_future(self.open(slot, random.choice(self.ports)))
@@ -408,7 +344,7 @@ async def soak(args: argparse.Namespace, nodes: list[NodeProc], redis: RedisProc
                 key: max(abs(e.get(key, 0)) for e in errors)
                 for key in ("connections", "subs", "users")
             }
-            events = run.truth.events - last_events
+            events = run.stats.counted - last_events
             sample = {
                 "t": round(now - start, 1),
                 "rss_mib": dict(zip(names, rss, strict=False)),
@@ -433,7 +369,7 @@ async def soak(args: argparse.Namespace, nodes: list[NodeProc], redis: RedisProc
                 + f" {sample['events_per_s']:>8} {run.reconnects:>7}",
                 flush=True,
             )
-            last_cpu, last_t, last_events, last_busy = cpu, now, run.truth.events, busy
+            last_cpu, last_t, last_events, last_busy = cpu, now, run.stats.counted, busy
     finally:
         stop.set()
         await asyncio.gather(*workers, return_exceptions=True)
@@ -458,7 +394,7 @@ async def soak(args: argparse.Namespace, nodes: list[NodeProc], redis: RedisProc
     after_rss = [round(rss_kb(pid) / 1024, 1) for pid in pids]
     for slot in run.slots:
         if slot.conn is not None:
-            slot.conn.close(False)
+            slot.conn.end(False)
     await asyncio.sleep(0.5)
     return {
         "connections": len(run.slots),

@@ -1,6 +1,7 @@
 """Lean client-side protocols for the load client.
 
-``WSConn`` is a raw ``asyncio.Protocol`` WebSocket client with its own minimal framing: it sends
+``WSConn`` is a raw ``asyncio.Protocol`` WebSocket client with its own minimal framing, the
+one every Python benchmark client builds on (the soak's connections subclass it): it sends
 the upgrade request, checks ``Sec-WebSocket-Accept``, subscribes to one channel as soon as
 ``pusher:connection_established`` arrives, answers ``pusher:ping`` and counts every other text
 frame without decoding it (the per-frame cost is one header parse and one ``bytes.find``).
@@ -40,6 +41,30 @@ def mask_bytes(payload: bytes, mask: bytes) -> bytes:
     return (int.from_bytes(payload, "little") ^ key).to_bytes(n, "little")
 
 
+def masked(payload: bytes, opcode: int = 0x1) -> bytes:
+    """One client frame (FIN, a random mask) carrying ``payload`` (at most 65 535 bytes)."""
+    n, mask = len(payload), os.urandom(4)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    else:
+        head = bytes((0x80 | opcode, 0xFE)) + n.to_bytes(2, "big")
+    return head + mask + mask_bytes(payload, mask)
+
+
+def upgrade_request(host: str, port: int, key: str, client: str, ws_key: bytes) -> bytes:
+    """The WebSocket upgrade request of a Pusher protocol 7 client to app ``key``."""
+    return (
+        f"GET /app/{key}?protocol=7&client={client}&version=1.0 HTTP/1.1\r\n"
+        f"Host: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {ws_key.decode()}\r\n\r\n"
+    ).encode()
+
+
+def accept_of(ws_key: bytes) -> bytes:
+    """The ``Sec-WebSocket-Accept`` a server answers ``ws_key`` with."""
+    return base64.b64encode(hashlib.sha1(ws_key + GUID).digest())
+
+
 class Stats:
     """State shared by every connection of one load-client process."""
 
@@ -68,14 +93,12 @@ class WSConn(asyncio.Protocol):
         *("lost", "ready", "request", "seen", "sid", "stats", "transport"),
     )
 
-    def __init__(self, stats: Stats, host: str, port: int, key: str, channel: str) -> None:
+    def __init__(
+        self, stats: Stats, host: str, port: int, key: str, channel: str, client: str = "bench"
+    ) -> None:
         ws_key = base64.b64encode(os.urandom(16))
-        self.accept = base64.b64encode(hashlib.sha1(ws_key + GUID).digest())
-        self.request: bytes | None = (
-            f"GET /app/{key}?protocol=7&client=bench&version=1.0 HTTP/1.1\r\n"
-            f"Host: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {ws_key.decode()}\r\n\r\n"
-        ).encode()
+        self.accept = accept_of(ws_key)
+        self.request: bytes | None = upgrade_request(host, port, key, client, ws_key)
         self.stats = stats
         self.channel = channel
         self.handshake: bytes | None = b""
@@ -106,11 +129,9 @@ class WSConn(asyncio.Protocol):
         if self.transport is not None and not self.lost:
             self.transport.close()
 
-    def send(self, payload: bytes) -> None:
-        n, mask = len(payload), os.urandom(4)
-        head = bytes((0x81, 0x80 | n)) if n < 126 else b"\x81\xfe" + n.to_bytes(2, "big")
+    def send(self, payload: bytes, opcode: int = 0x1) -> None:
         if self.transport is not None and not self.lost:
-            self.transport.write(head + mask + mask_bytes(payload, mask))
+            self.transport.write(masked(payload, opcode))
 
     def subscribe(self, channel: str) -> None:
         self.send(orjson.dumps({"event": "pusher:subscribe", "data": {"channel": channel}}))
@@ -124,12 +145,12 @@ class WSConn(asyncio.Protocol):
                 return
             if not data.startswith(b"HTTP/1.1 101") or self.accept not in data[:end]:
                 self.closing = True
-                status = data.split(b"\r", 1)[0]
-                self.stats.on_fail(self, f"handshake: {status!r}")
+                self.refused(data.split(b"\r", 1)[0])
                 if self.transport is not None:
                     self.transport.close()
                 return
             self.handshake = None
+            self.opened()
             data = data[end + 4 :]
         if self.buf:
             data, self.buf = self.buf + data, b""
@@ -163,13 +184,26 @@ class WSConn(asyncio.Protocol):
                 ping = data[start:stop][:125]  # a zero mask key leaves the payload as is
                 self.transport.write(bytes((0x8A, 0x80 | len(ping))) + b"\0\0\0\0" + ping)
             elif opcode == 8:
-                st.errors += 1
-                st.note(f"close frame {int.from_bytes(data[start : start + 2], 'big')}")
+                self.closed_by_server(int.from_bytes(data[start : start + 2], "big"))
         if pos < end:
             self.buf = data[pos:]
         st.last_rx = time.perf_counter()
         if st.counted >= st.goal:
             st.on_goal()
+
+    # -- hooks a subclass may replace (the soak's connections do) ---------------------------
+
+    def opened(self) -> None:
+        """The handshake succeeded."""
+
+    def refused(self, status: bytes) -> None:
+        """The server did not switch protocols (``status``: its status line)."""
+        self.stats.on_fail(self, f"handshake: {status!r}")
+
+    def closed_by_server(self, code: int) -> None:
+        """A close frame arrived."""
+        self.stats.errors += 1
+        self.stats.note(f"close frame {code}")
 
     def stamp(self, payload: bytes, now_ns: int) -> None:
         try:  # data: 8-digit sequence number, then the sender's perf_counter_ns()

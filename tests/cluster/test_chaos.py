@@ -15,7 +15,9 @@ from support.servers import APP_ID, APP_KEY, APP_SECRET, ServerProcess, scaled, 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks
 
-from benchmarks.chaos import REACHABLE, Creds, Plan, run_chaos, table, wait_reachable
+from benchmarks.chaos import Plan, run_chaos, table
+from benchmarks.credentials import Creds
+from benchmarks.localprocs import REACHABLE, wait_reachable
 
 
 class Cluster:
