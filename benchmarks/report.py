@@ -8,7 +8,7 @@ from typing import Any
 Result = dict[str, Any]
 Runs = dict[str, list[Result]]  # server name -> one result per repeat
 SERVERS = ("overtone", "reference")
-PHASES = ("connect", "fanout", "latency", "api", "hold", "connect_py", "api_py")
+PHASES = ("connect", "fanout", "latency", "api", "hold", "connect_py", "fanout_py", "api_py")
 
 
 def dig(result: Result | None, *path: str) -> Any:
@@ -83,9 +83,10 @@ ROWS: list[Row] = [
         ">= 15000",
     ),
     ("  server CPU us per request", "api", "server_us_per_op", 1, None, ""),
-    # The same two phases measured by the Python client (when the compiled one measured the
-    # rows above): read its cli CPU against wall to see where it was the limit.
+    # The same phases measured by the Python client (when the compiled one measured the rows
+    # above): read its cli CPU against wall to see where it was the limit.
     ("connect+sub /s (Python client)", "connect_py", "per_second", 0, None, ""),
+    ("fan-out /s (Python client)", "fanout_py", "per_second", 0, None, ""),
     ("API req/s (Python client)", "api_py", "per_second", 0, None, ""),
 ]
 

@@ -173,21 +173,22 @@ def measure(
 def measure_native(
     target: str, n: int, args: argparse.Namespace, workdir: Path, binary: Path
 ) -> dict[str, Any]:
-    """connect+subscribe and signed API requests by the compiled client, on a fresh server
-    (so its heap does not carry the Python client's connections, nor they its RSS figure)."""
+    """connect+subscribe, fan-out and signed API requests by the compiled client, on a fresh
+    server (so its heap does not carry the Python client's connections, nor they its RSS
+    figure), with the same amounts as the Python client's phases."""
     server = Server(target, args, workdir, {})
     try:
         problem = server.wait_ready()
         if problem is not None:
             return {"failure": f"{target} did not start: {problem}"}
-        port, pid, seconds = str(server.port), server.proc.pid, 2 if args.quick else 5
-        budget = args.timeout + 30
-        connect = ["connect", port, "bench-key", "bench", str(n), "200", str(args.timeout)]
-        api = ["api", port, "bench", "bench-key", "bench-secret", "16", str(seconds)]
-        return {
-            "connect": native.phase(binary, connect, pid, args.pin, budget, "done"),
-            "api": native.phase(binary, api, pid, args.pin, budget, "requests"),
-        }
+        seconds = 2 if args.quick else 5
+        events = max(10, (200_000 if args.quick else 1_000_000) // n)
+        window = max(4, min(64, 40_000 // n))
+        argv = ["bench", str(server.port), "bench", "bench-key", "bench-secret", str(n)]
+        argv += [str(events), str(window), str(seconds), str(args.timeout)]
+        keys = [("connect", "done"), ("fanout", "deliveries"), ("api", "requests")]
+        budget = 3 * args.timeout + 60
+        return native.phases(binary, argv, server.proc.pid, args.pin, budget, keys)
     finally:
         server.stop()
 
@@ -195,9 +196,9 @@ def measure_native(
 def measured(
     target: str, n: int, args: argparse.Namespace, workdir: Path, binary: Path | None
 ) -> dict[str, Any]:
-    """Every figure of one run: the Python client's phases, with connect+subscribe and the
-    API rate from the compiled client when it is available (the Python ones kept as
-    ``connect_py`` and ``api_py``)."""
+    """Every figure of one run: the Python client's phases, with connect+subscribe, fan-out
+    and the API rate from the compiled client when it is available (the Python client's
+    kept as ``connect_py``, ``fanout_py`` and ``api_py``)."""
     result = measure(target, n, "bench", args, workdir)
     if binary is None or "failure" in result:
         return result
@@ -205,8 +206,8 @@ def measured(
     if "failure" in compiled:
         result["native_failure"] = compiled["failure"]
         return result
-    for phase in ("connect", "api"):
-        if "error" not in compiled[phase]:
+    for phase in ("connect", "fanout", "api"):
+        if phase in compiled and "error" not in compiled[phase]:
             result[f"{phase}_py"] = result.get(phase)
             result[phase] = compiled[phase]
     return result
@@ -245,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     if binary is None:
         print(f"compiled client unavailable, the Python client measures every phase: {why}")
     else:
-        print(f"connect+subscribe and the API rate measured by the compiled client {binary}")
+        print(
+            f"connect+subscribe, fan-out and the API rate measured by the compiled client {binary}"
+        )
     report: dict[str, Any] = {"nofile": [soft, hard], "bench": {}, "hold": {}}
     report["args"] = {**vars(args), "json": str(args.json)}
     output: list[str] = []

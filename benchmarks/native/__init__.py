@@ -1,7 +1,7 @@
 """The compiled load client (``loadgen.c``): built on first use, run pinned to the client's core.
 
-:func:`phase` runs one of its phases against a server and returns the figures in the shape of
-the Python client's phases (:class:`benchmarks.procstat.Meter`), with the compiled client's
+:func:`phases` runs its phases against a server and returns the figures in the shape of the
+Python client's phases (:class:`benchmarks.procstat.Meter`), with the compiled client's
 own CPU seconds as ``client_cpu``, so the tables show whether it was near its core's limit.
 Building needs a C compiler and OpenSSL's headers (Debian: ``gcc``, ``libssl-dev``; ``make
 bench`` installs them); without them :func:`build` says why and the runner keeps the Python
@@ -38,40 +38,51 @@ def build() -> tuple[Path | None, str]:
     return BINARY, ""
 
 
-def phase(
-    binary: Path, argv: list[str], server_pid: Pids, pin: bool, budget: float, ops_key: str
-) -> dict[str, Any]:
+def phases(
+    binary: Path,
+    argv: list[str],
+    server_pid: Pids,
+    pin: bool,
+    budget: float,
+    ops_keys: list[tuple[str, str]],
+) -> dict[str, dict[str, Any]]:
     """Run ``loadgen`` with ``argv`` (pinned to core 1 with ``pin``), at most ``budget`` s.
 
-    The server's CPU is read when the client prints its figures, before it closes its
-    connections, so closing them is not counted. ``ops_key`` names the count of operations
-    (``done`` or ``requests``) for ``server_us_per_op``.
+    ``ops_keys`` names its phases in order and, for each, the count of operations in its
+    JSON line (``done``, ``deliveries``, ``requests``) for ``server_us_per_op``. Each phase
+    is started by a line on the client's stdin, and the server's CPU is read around it, up
+    to the moment the client prints the phase's figures (so closing its connections at the
+    end is not counted).
     """
     cmd = [str(binary), *argv]
     if pin:
         cmd = ["taskset", "-c", "1", *cmd]
-    meter = Meter(server_pid)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
+    results: dict[str, dict[str, Any]] = {}
+    pipe = subprocess.PIPE
+    with subprocess.Popen(cmd, stdin=pipe, stdout=pipe, stderr=pipe) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            for name, ops_key in ops_keys:
+                meter = Meter(server_pid)
+                proc.stdin.write(b"go\n")
+                proc.stdin.flush()
+                line = proc.stdout.readline()
+                if not line:
+                    results[name] = {"error": f"loadgen ended early (exit {proc.poll()})"}
+                    break
+                figures: dict[str, Any] = orjson.loads(line)
+                results[name] = meter.result(
+                    ops=int(figures.get(ops_key) or 0),
+                    client_cpu=float(figures.pop("client_cpu")),
+                    wall=float(figures.pop("wall")),
+                    client="loadgen (C)",
+                    **figures,
+                )
+            proc.stdin.close()
             proc.wait(budget)
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            return {"error": f"loadgen exit {proc.returncode}: {err[-300:]}"}
-        figures: dict[str, Any] = orjson.loads(line)
-        result = meter.result(
-            ops=int(figures.get(ops_key) or 0),
-            client_cpu=float(figures.pop("client_cpu")),
-            wall=float(figures.pop("wall")),
-            **figures,
-        )
-        proc.wait(budget)
-        result["client"] = "loadgen (C)"
-        return result
-    except subprocess.TimeoutExpired:
-        return {"error": f"loadgen still running after {budget:.0f} s"}
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+        except (subprocess.TimeoutExpired, BrokenPipeError):
+            results["error"] = {"error": f"loadgen did not finish within {budget:.0f} s"}
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    return results

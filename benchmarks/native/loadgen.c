@@ -9,6 +9,13 @@
  *   loadgen api PORT APP_ID KEY SECRET CONNS SECONDS
  *       CONNS keep-alive connections, one request each in flight, POST /apps/APP_ID/events
  *       to an empty channel, every request freshly signed (Pusher auth_version 1.0).
+ *   loadgen bench PORT APP_ID KEY SECRET COUNT EVENTS WINDOW SECONDS TIMEOUT_S
+ *       Three phases on one server, each started by a line on stdin (so the caller can read
+ *       the server's CPU around it) and answered by a JSON line: connect (COUNT connections
+ *       subscribed to "bench", 200 handshaking at once, kept open), fanout (EVENTS events to
+ *       "bench" through the signed API, 4 trigger connections, at most WINDOW events not yet
+ *       delivered to every subscriber; deliveries counted over all COUNT connections), and
+ *       api (as the api mode, 16 connections for SECONDS, the COUNT connections still open).
  *
  * Prints one JSON line: what was done, wall seconds and this process's own CPU seconds, so
  * the runner can show whether the client was near its core's limit. One thread, epoll,
@@ -87,8 +94,10 @@ typedef struct {
     char buf[BUF];
 } wsconn;
 
+static wsconn *connected_conns; /* the connections run_connect left open */
+
 static int run_connect(int port, const char *key, const char *channel, int count,
-                       int inflight, double timeout) {
+                       int inflight, double timeout, int keep) {
     char request[512], subscribe[512], frame[600];
     int reqlen = snprintf(request, sizeof request,
                           "GET /app/%s?protocol=7&client=bench&version=1.0 HTTP/1.1\r\n"
@@ -201,8 +210,15 @@ static int run_connect(int port, const char *key, const char *channel, int count
            done, failed, wall, cpu, partial ? "true" : "false", wall > 0 ? done / wall : 0.0,
            first_failure);
     fflush(stdout);
+    close(ep);
+    free(events);
+    if (keep) {
+        connected_conns = conns;
+        return done;
+    }
     for (int i = 0; i < launched; i++)
         if (conns[i].state != FAILED) close(conns[i].fd);
+    free(conns);
     return 0;
 }
 
@@ -344,15 +360,174 @@ static int run_api(int port, const char *app_id, const char *key, const char *se
     return 0;
 }
 
+/* -- fan-out ------------------------------------------------------------------------------ */
+
+/* Events in the complete frames of data[0..len); the frames an event counts as start with
+ * {"event":"e" (the benchmark's own), not pusher:* ones. Returns the bytes of an incomplete
+ * last frame, which stay at the end of data. */
+static long parse_frames(const char *data, int len, int *rest) {
+    long events = 0;
+    int pos = 0;
+    while (len - pos >= 2) {
+        const unsigned char *p = (const unsigned char *)data + pos;
+        long size = p[1] & 0x7F;
+        int head = 2;
+        if (size == 126) {
+            if (len - pos < 4) break;
+            size = (p[2] << 8) | p[3];
+            head = 4;
+        } else if (size == 127) {
+            if (len - pos < 10) break;
+            size = 0;
+            for (int i = 2; i < 10; i++) size = (size << 8) | p[i];
+            head = 10;
+        }
+        if (len - pos < head + size) break;
+        if ((p[0] & 0x0F) == 1 && size >= 12 && memcmp(p + head, "{\"event\":\"e\"", 12) == 0)
+            events++;
+        pos += head + (int)size;
+    }
+    *rest = len - pos;
+    return events;
+}
+
+/* Count the events a read brought to c, joined to the partial frame c kept from before. */
+static long count_frames(wsconn *c, const char *data, int len) {
+    static char joined[BUF + 65536];
+    const char *from = data;
+    if (c->len > 0) {
+        memcpy(joined, c->buf, c->len);
+        memcpy(joined + c->len, data, len);
+        len += c->len;
+        from = joined;
+    }
+    int rest = 0;
+    long events = parse_frames(from, len, &rest);
+    if (rest > BUF) rest = 0; /* a frame larger than the buffer: not one of ours */
+    memmove(c->buf, from + len - rest, rest);
+    c->len = rest;
+    return events;
+}
+
+static void md5_hex(const char *body, size_t len, char out[33]) {
+    unsigned char digest[16];
+    unsigned dlen = 0;
+    EVP_Digest(body, len, digest, &dlen, EVP_md5(), NULL);
+    hex(digest, dlen, out);
+}
+
+static int run_fanout(signer *s, int nconns, long events, long window, double timeout) {
+    int ep = epoll_create1(0);
+    int subscribed = 0;
+    for (int i = 0; i < nconns; i++) {
+        wsconn *c = &connected_conns[i];
+        if (c->state != DONE) continue;
+        c->len = 0;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+        subscribed++;
+    }
+    enum { TRIGGERS = 4 };
+    httpconn triggers[TRIGGERS];
+    int idle[TRIGGERS], nidle = 0;
+    for (int i = 0; i < TRIGGERS; i++) {
+        triggers[i].fd = open_socket(s->port);
+        triggers[i].len = 0;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &triggers[i]};
+        epoll_ctl(ep, EPOLL_CTL_ADD, triggers[i].fd, &ev);
+        idle[nidle++] = i;
+    }
+    static char readbuf[65536];
+    char request[2048], body[256];
+    struct epoll_event evs[256];
+    long sent = 0, bad = 0, delivered = 0;
+    double started = now_s(), cpu0 = cpu_s(), last = started, deadline = started + timeout;
+    usleep(20000); /* let the trigger connections be accepted */
+    started = now_s();
+    while (now_s() < deadline) {
+        while (nidle > 0 && sent < events && delivered >= (sent - bad - window) * subscribed) {
+            int i = idle[--nidle];
+            int blen = snprintf(body, sizeof body,
+                                "{\"name\":\"e\",\"channel\":\"bench\",\"data\":\"%08ld"
+                                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}",
+                                sent);
+            md5_hex(body, blen, s->body_md5);
+            s->body = body;
+            int len = sign(s, request, sizeof request);
+            if (!send_all(triggers[i].fd, request, len)) bad++;
+            sent++;
+        }
+        if (sent >= events && delivered >= (events - bad) * subscribed) break;
+        int n = epoll_wait(ep, evs, 256, 50);
+        for (int k = 0; k < n; k++) {
+            void *ptr = evs[k].data.ptr;
+            if (ptr >= (void *)triggers && ptr < (void *)(triggers + TRIGGERS)) {
+                httpconn *t = ptr;
+                ssize_t got = recv(t->fd, t->buf + t->len, BUF - t->len, 0);
+                if (got <= 0) continue;
+                t->len += got;
+                int status = 0, used;
+                while ((used = response_length(t->buf, t->len, &status)) > 0) {
+                    memmove(t->buf, t->buf + used, t->len - used);
+                    t->len -= used;
+                    if (status != 200) bad++;
+                    idle[nidle++] = (int)(t - triggers);
+                }
+                continue;
+            }
+            wsconn *c = ptr;
+            for (;;) {
+                ssize_t got = recv(c->fd, readbuf, sizeof readbuf, 0);
+                if (got <= 0) break;
+                long counted = count_frames(c, readbuf, (int)got);
+                if (counted) {
+                    delivered += counted;
+                    last = now_s();
+                }
+                if (got < (ssize_t)sizeof readbuf) break;
+            }
+        }
+    }
+    double wall = last - started, cpu = cpu_s() - cpu0;
+    int partial = delivered < (events - bad) * subscribed;
+    printf("{\"deliveries\":%ld,\"events\":%ld,\"errors\":%ld,\"subscribers\":%d,"
+           "\"wall\":%.4f,\"client_cpu\":%.4f,\"partial\":%s,\"per_second\":%.0f}\n",
+           delivered, sent, bad, subscribed, wall, cpu, partial ? "true" : "false",
+           wall > 0 ? delivered / wall : 0.0);
+    fflush(stdout);
+    for (int i = 0; i < TRIGGERS; i++) close(triggers[i].fd);
+    for (int i = 0; i < nconns; i++)
+        if (connected_conns[i].state == DONE) epoll_ctl(ep, EPOLL_CTL_DEL, connected_conns[i].fd, NULL);
+    close(ep);
+    return 0;
+}
+
+static int wait_for_go(void) {
+    char line[16];
+    return fgets(line, sizeof line, stdin) != NULL;
+}
+
 int main(int argc, char **argv) {
     raise_nofile();
     if (argc == 8 && strcmp(argv[1], "connect") == 0)
         return run_connect(atoi(argv[2]), argv[3], argv[4], atoi(argv[5]), atoi(argv[6]),
-                           atof(argv[7]));
+                           atof(argv[7]), 0);
+    if (argc == 11 && strcmp(argv[1], "bench") == 0) {
+        int port = atoi(argv[2]), count = atoi(argv[6]);
+        double seconds = atof(argv[9]), timeout = atof(argv[10]);
+        signer s = {.app_id = argv[3], .key = argv[4], .secret = argv[5], .port = port};
+        if (!wait_for_go()) return 2;
+        run_connect(port, argv[4], "bench", count, 200, timeout, 1);
+        if (!wait_for_go()) return 2;
+        run_fanout(&s, count, atol(argv[7]), atol(argv[8]), timeout);
+        if (!wait_for_go()) return 2;
+        return run_api(port, argv[3], argv[4], argv[5], 16, seconds);
+    }
     if (argc == 8 && strcmp(argv[1], "api") == 0)
         return run_api(atoi(argv[2]), argv[3], argv[4], argv[5], atoi(argv[6]), atof(argv[7]));
     fprintf(stderr,
             "usage: loadgen connect PORT KEY CHANNEL COUNT INFLIGHT TIMEOUT_S\n"
-            "       loadgen api PORT APP_ID KEY SECRET CONNS SECONDS\n");
+            "       loadgen api PORT APP_ID KEY SECRET CONNS SECONDS\n"
+            "       loadgen bench PORT APP_ID KEY SECRET COUNT EVENTS WINDOW SECONDS TIMEOUT_S\n");
     return 2;
 }

@@ -56,3 +56,16 @@ def test_api_requests_with_a_wrong_secret_are_counted_as_errors(server: ServerPr
     figures = loadgen("api", str(server.port), APP_ID, APP_KEY, "wrong-secret", "2", "1")
     assert figures["requests"] == 0
     assert isinstance(figures["errors"], int) and figures["errors"] > 0
+
+
+def test_the_three_phases_measure_one_server(server: ServerProcess) -> None:
+    binary, why = native.build()
+    assert binary is not None, why
+    argv = ["bench", str(server.port), APP_ID, APP_KEY, APP_SECRET, "200", "50", "8", "1", "30"]
+    keys = [("connect", "done"), ("fanout", "deliveries"), ("api", "requests")]
+    found = native.phases(binary, argv, server.process.pid, False, scaled(60), keys)
+    assert found["connect"]["done"] == 200
+    fanout = found["fanout"]
+    assert fanout["deliveries"] == 200 * 50 and fanout["errors"] == 0 and not fanout["partial"]
+    assert fanout["server_us_per_op"] > 0 and fanout["client"] == "loadgen (C)"
+    assert found["api"]["requests"] > 0 and found["api"]["errors"] == 0
