@@ -86,6 +86,14 @@ class Settings:
     log_format: str = "text"
     pid_file: str | None = None
     restart_stagger: float = 2.0
+    http_fallback: bool = True
+    """Serve pusher-js's ``xhr_streaming`` and ``xhr_polling`` transports."""
+    http_fallback_path: str = "/pusher"
+    """pusher-js's ``httpPath``: the fallback is served under ``{path}{this}/app/``."""
+    http_session_timeout: float = 15.0
+    """Seconds a fallback session lives without a receive request."""
+    http_poll_timeout: float = 25.0
+    """Seconds a poll waits for a message before it is answered with a heartbeat."""
 
     @property
     def scheme(self) -> str:
@@ -282,6 +290,10 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
         log_format=env.get("OVERTONE_LOG_FORMAT", "text", log_format),
         pid_file=env.raw("OVERTONE_PID_FILE"),
         restart_stagger=env.get("OVERTONE_RESTART_STAGGER", 2.0, float_value(0)),
+        http_fallback=env.get("OVERTONE_HTTP_FALLBACK", True, bool_value),
+        http_fallback_path=env.get("OVERTONE_HTTP_FALLBACK_PATH", "/pusher", path_value),
+        http_session_timeout=env.get("OVERTONE_HTTP_SESSION_TIMEOUT", 15.0, float_value(1)),
+        http_poll_timeout=env.get("OVERTONE_HTTP_POLL_TIMEOUT", 25.0, float_value(0.5)),
         scaling=_scaling(env),
     )
     if settings.port > 65_535:

@@ -55,15 +55,21 @@ class Response:
 
 @dataclass(slots=True)
 class Pending:
-    """An answer that waits for something (a history stream read from the cluster's store).
+    """An answer that waits for something (a history stream read from the cluster's store,
+    messages for a polling client).
 
     The transport calls ``wait(ready)`` once; when ``ready`` runs it writes ``answer()``.
-    Requests pipelined behind it on the same connection wait, in order, and reading pauses
-    meanwhile.
+    When the connection is gone before (or as) ``ready`` runs, it calls ``cancel()`` instead
+    of ``answer()``, exactly once, so nothing the answer would have taken is lost. Requests
+    pipelined behind it on the same connection wait, in order.
     """
 
     wait: Callable[[Callable[[], None]], None]
     answer: Callable[[], Response]
+    cancel: Callable[[], None] | None = None
+    pause_reading: bool = True
+    """Stop reading the connection meanwhile (a short wait); a long one keeps reading, so
+    that a client that goes away is noticed at once and ``cancel`` runs."""
 
 
 class StreamWriter(Protocol):

@@ -36,6 +36,7 @@ from overtone.protocol.frames import (
     TextMessage,
     encode_close,
     encode_frame,
+    frame_payload,
 )
 
 MASK = b"\x37\xfa\x21\x3d"
@@ -482,3 +483,9 @@ def test_works_without_websockets_installed() -> None:
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=60)
+
+
+@given(st.binary(max_size=70_000))
+@settings(max_examples=60)
+def test_frame_payload_undoes_encode_frame(payload: bytes) -> None:
+    assert frame_payload(encode_frame(payload)) == payload

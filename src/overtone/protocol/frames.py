@@ -136,6 +136,13 @@ def encode_frame(payload: bytes, opcode: int = OP_TEXT) -> bytes:
     return _HEADER_10(0x80 | opcode, 127, n) + payload
 
 
+def frame_payload(frame: bytes) -> bytes:
+    """The payload of one unmasked frame made by :func:`encode_frame` (what a client transport
+    that is not a WebSocket sends instead of the frame)."""
+    n = frame[1] & 0x7F
+    return frame[2:] if n < 126 else frame[4:] if n == 126 else frame[10:]
+
+
 def encode_close(code: int, reason: str = "") -> bytes:
     """Return a close frame with ``code`` and ``reason`` (server -> client).
 

@@ -44,7 +44,10 @@ class ConnectionContext:
     """Connections still speaking HTTP. An upgraded connection leaves it (a set entry is
     about 100 bytes, 5 % of an idle WebSocket's footprint) and is only counted."""
     websockets: int = 0
-    """Connections upgraded to WebSocket and still open (what ``max_connections`` bounds)."""
+    """Connections upgraded to WebSocket and still open."""
+    fallback_sessions: int = 0
+    """pusher-js HTTP fallback sessions open (with :attr:`websockets`, what
+    ``max_connections`` bounds)."""
     stopping: bool = False
     write_high_water: int = WRITE_HIGH_WATER
     max_connections: int = 1 << 62

@@ -52,6 +52,7 @@ class HttpConnection(asyncio.Protocol):
         "header_size",
         "headers",
         "parser",
+        "pending",
         "stream",
         "timer",
         "transport",
@@ -75,6 +76,8 @@ class HttpConnection(asyncio.Protocol):
         """Loop time at which the connection times out (swept by ``ctx.deadlines``;
         ``math.inf`` while it waits on a pending answer, streams, or closes)."""
         self.closing = False
+        self.pending: Pending | None = None
+        """The answer this connection waits for (see :meth:`_wait`)."""
         self.stream: Stream | None = None
         """Set while this connection's response stays open (see :meth:`_open_stream`)."""
         self.waiting: list[tuple[Request, bool]] | None = None
@@ -96,6 +99,10 @@ class HttpConnection(asyncio.Protocol):
         if self.stream is not None:
             stream, self.stream = self.stream, None
             stream.closed(self)
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            if pending.cancel is not None:
+                pending.cancel()
         self.parser = None
         self.transport = None
 
@@ -252,21 +259,30 @@ class HttpConnection(asyncio.Protocol):
             self._finish_http()
 
     def _wait(self, pending: Pending, request: Request, keep_alive: bool) -> None:
-        """Answer once ``pending`` is ready; later pipelined requests wait in order
-        (reading pauses meanwhile)."""
+        """Answer once ``pending`` is ready; later pipelined requests wait in order."""
         self.waiting = []
         self.deadline = math.inf
-        if self.transport is not None:
+        self.pending = pending
+        paused = pending.pause_reading and self.transport is not None
+        if paused:
+            assert self.transport is not None
             self.transport.pause_reading()
 
         def ready() -> None:
+            if self.pending is not pending:  # cancelled: the connection is gone
+                return
+            self.pending = None
+            if self.transport is None or self.closing:
+                if pending.cancel is not None:
+                    pending.cancel()
+                return
             self._respond(request, pending.answer(), keep_alive)
             queued, self.waiting = self.waiting or [], None
             while queued and self.waiting is None and not self.closing:
                 self._answer(*queued.pop(0))
             if self.waiting is not None:
                 self.waiting[:0] = queued
-            elif self.transport is not None and not self.closing:
+            elif paused and self.transport is not None and not self.closing:
                 self.transport.resume_reading()
 
         pending.wait(ready)

@@ -2,9 +2,10 @@
 
 Every accepted connection starts as an :class:`~overtone.transport.http1.HttpConnection`;
 a WebSocket handshake hands the socket to a
-:class:`~overtone.transport.websocket.WebSocketConnection`. HTTP requests go to the route
-sets the server plugs in (:mod:`overtone.routing`), in order; the transport knows nothing
-of what they serve.
+:class:`~overtone.transport.websocket.WebSocketConnection`. Requests of pusher-js's HTTP
+fallback transports reach their sessions (:mod:`overtone.transport.fallback`); every other
+HTTP request goes to the route sets the server plugs in (:mod:`overtone.routing`), in order;
+the transport knows nothing of what they serve.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from overtone.config import Settings
 from overtone.node import Node
 from overtone.routing import RouteSet
 from overtone.transport.context import ConnectionContext
+from overtone.transport.fallback import FallbackSessions
 from overtone.transport.http1 import HttpConnection
 
 log = logging.getLogger("overtone.server")
@@ -39,8 +41,13 @@ class Listener:
         routes: Sequence[RouteSet],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
-        """``routes`` are asked in order for each HTTP request that is not a handshake."""
+        """``routes`` are asked in order for each HTTP request that is not a handshake or
+        a request of pusher-js's HTTP fallback transports (served first, when enabled)."""
         self.ctx = ConnectionContext(settings, node, routes, loop)
+        self.fallback: FallbackSessions | None = None
+        if settings.http_fallback:
+            self.fallback = FallbackSessions(self.ctx)
+            self.ctx.routes = [self.fallback, *routes]
         self._server: asyncio.Server | None = None
 
     async def listen(self, sock: socket.socket | None = None) -> int:
@@ -65,6 +72,8 @@ class Listener:
             )
         self._server = server
         ctx.deadlines.start()
+        if self.fallback is not None:
+            self.fallback.start()
         return int(server.sockets[0].getsockname()[1])
 
     @property
@@ -91,6 +100,8 @@ class Listener:
             if conn.transport is not None:
                 conn.transport.abort()
         ctx.deadlines.close()
+        if self.fallback is not None:
+            self.fallback.close()
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:

@@ -101,7 +101,7 @@ class WebSocketConnection(asyncio.Protocol):
         if problem is not None:
             self._fail(problem)
             return
-        if ctx.websockets > ctx.max_connections:  # this one is counted already
+        if ctx.websockets + ctx.fallback_sessions > ctx.max_connections:  # counted already
             ctx.over_capacity()
             self._fail(errors.OVER_CAPACITY)
             return

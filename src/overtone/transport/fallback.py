@@ -1,0 +1,485 @@
+"""pusher-js's HTTP fallback transports, ``xhr_streaming`` and ``xhr_polling`` (protocol.md §9).
+
+A fallback session is a connection like a WebSocket: the hub sees it only through its
+:class:`~overtone.session.Session` (``write``, ``close``, ``touch``). It is reached by HTTP
+requests under ``{path}{OVERTONE_HTTP_FALLBACK_PATH}/app/{key}/{server}/{session}/``, which
+the listener routes here before any route set:
+
+- ``POST .../xhr_streaming`` and ``POST .../xhr`` receive. The first receive request of a
+  session id opens the session (``o``); a streaming response then stays open and grows
+  (chunked), a polling response returns what is queued, or waits for it (at most
+  ``OVERTONE_HTTP_POLL_TIMEOUT``, then a heartbeat ``h``). The newest receive request of a
+  session takes over; an older one still open is ended.
+- ``POST .../xhr_send`` carries client messages, ``["<frame>", ...]``, handled in the order
+  the requests arrive; ``[]`` is a heartbeat.
+- ``OPTIONS`` on any of them answers the CORS preflight of pages on another origin, within
+  the app's allowed origins.
+
+What is queued for a client between two receive requests is bounded by
+``OVERTONE_MAX_WRITE_BUFFER``, like a slow WebSocket's buffer; past it the session is
+dropped. A session without a receive request for ``OVERTONE_HTTP_SESSION_TIMEOUT`` seconds
+is closed (presence members leave, counts follow). Errors that refuse a session (unknown
+key, protocol version, capacity) are answered as pusher-js reads them: ``o``, the
+``pusher:error`` message, then ``c[code,"reason"]``.
+
+A session's path is its only credential: it is never logged nor shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+from collections.abc import Callable
+
+import orjson
+
+from overtone.hub import Hub
+from overtone.protocol import errors, messages
+from overtone.protocol.connect import protocol_error, query_value
+from overtone.protocol.errors import PusherError
+from overtone.protocol.frames import frame_payload
+from overtone.routing import Pending, Request, Response, Stream, StreamWriter
+from overtone.session import Session
+from overtone.transport.context import ConnectionContext
+
+log = logging.getLogger("overtone.fallback")
+
+STREAMING, POLLING = "xhr_streaming", "xhr_polling"
+"""The transports' names, as pusher-js's ``enabledTransports`` spells them."""
+HEARTBEAT_EVERY = 25.0
+"""Seconds of silence after which a stream gets a heartbeat ``h`` (proxies close idle ones)."""
+SWEEP_EVERY = 1.0
+"""Seconds between sweeps for expired sessions, timed-out polls and stream heartbeats."""
+
+_SERVER = re.compile(r"[0-9]{1,3}")
+_SESSION = re.compile(r"[0-9A-Za-z_-]{1,64}")
+_BODY_TYPE = b"application/javascript; charset=UTF-8"
+_NO_STORE = (b"Cache-Control", b"no-store")
+_STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"Content-Type: " + _BODY_TYPE + b"\r\n"
+    b"Cache-Control: no-store\r\n"
+    b"X-Accel-Buffering: no\r\n"  # nginx: pass each chunk on at once
+    b"Transfer-Encoding: chunked\r\n"
+    b"Connection: close\r\n"
+)
+_OPEN = b"o\n"
+_HEARTBEAT = b"h\n"
+_LAST_CHUNK = b"0\r\n\r\n"
+
+
+def _json(status: int, message: str, cors: tuple[tuple[bytes, bytes], ...]) -> Response:
+    return Response(status, orjson.dumps({"error": message}), headers=(_NO_STORE, *cors))
+
+
+def _close_line(code: int, reason: str) -> bytes:
+    return b"c" + orjson.dumps([code, reason]) + b"\n"
+
+
+def _messages_line(items: list[bytes]) -> bytes:
+    return b"a[" + b",".join(items) + b"]\n"
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class FallbackSession:
+    """One pusher-js HTTP session: the hub's session, what waits for the client, and the
+    receive request currently open (a stream, or a poll)."""
+
+    __slots__ = (
+        "closing",
+        "hub",
+        "idle_since",
+        "key",
+        "kind",
+        "last_write",
+        "poll",
+        "poll_since",
+        "queue",
+        "queued",
+        "registry",
+        "session",
+        "stream",
+    )
+
+    def __init__(self, registry: FallbackSessions, key: str, hub: Hub, kind: str) -> None:
+        self.registry = registry
+        self.key = key
+        self.hub = hub
+        self.kind = kind
+        self.session: Session | None = None
+        self.queue: list[bytes] = []
+        """Messages not yet sent, each the Pusher frame as a JSON string."""
+        self.queued = 0
+        self.closing: bytes | None = None
+        """The ``c[code,"reason"]`` line once the server closed the session."""
+        self.stream: StreamWriter | None = None
+        self.poll: Callable[[], None] | None = None
+        """The ``ready`` of the poll waiting for messages."""
+        self.poll_since = 0.0
+        self.idle_since = registry.ctx.loop.time()
+        """When the last receive request ended (``math.inf`` while one is open)."""
+        self.last_write = self.idle_since
+
+    # -- the hub's side (Session.write and Session.close) --------------------------------
+
+    def write(self, frame: bytes) -> None:
+        """Queue or send one frame's payload."""
+        if self.closing is not None:
+            return
+        item = self.registry.item(frame)
+        stream = self.stream
+        if stream is not None and not self.queue:
+            if stream.buffered() + len(item) > self.registry.max_buffer:
+                self.drop("it stopped reading its stream")
+                return
+            stream.write(_chunk(_messages_line([item])))
+            self.last_write = self.registry.ctx.loop.time()
+            return
+        self.queued += len(item)
+        if self.queued > self.registry.max_buffer:
+            self.drop("it stopped polling")
+            return
+        self.queue.append(item)
+        if self.poll is not None:
+            self.registry.soon(self)
+
+    def close(self, code: int, reason: str) -> None:
+        """The server ends the session: the close frame goes out with what is queued."""
+        if self.closing is not None:
+            return
+        self.closing = _close_line(code, reason)
+        if self.stream is not None:
+            self.flush_stream()
+        elif self.poll is not None:
+            self.registry.soon(self)
+
+    def drop(self, why: str) -> None:
+        """Forget a client that does not read (like a WebSocket past its buffer bound).
+
+        Not ``hub.disconnect()`` at once: this may run inside a fan-out loop over one of
+        the session's channels; the hub forgets the session at the end of the iteration.
+        The close frame waits for the client's next receive request (or the session
+        timeout).
+        """
+        log.warning(
+            "closing %s (%s): %s",
+            self.session.socket_id if self.session else "?",
+            self.kind,
+            why,
+        )
+        self.queue.clear()
+        self.queued = 0
+        self.closing = _close_line(4100, "Over capacity: the client does not read")
+        if self.stream is not None:
+            self.stream.close()
+        self.registry.ctx.loop.call_soon(self.forget_hub_session)
+
+    def forget_hub_session(self) -> None:
+        """Make the hub forget the session (idempotent): channels, presence, counts."""
+        if self.session is not None and not self.session.closed:
+            self.hub.disconnect(self.session)
+
+    # -- receive requests ----------------------------------------------------------------
+
+    def take(self) -> bytes:
+        """What the client has not received yet, as frame lines (the close last)."""
+        lines = _messages_line(self.queue) if self.queue else b""
+        self.queue = []
+        self.queued = 0
+        if self.closing is not None:
+            lines += self.closing
+            self.registry.forget(self)
+        return lines
+
+    def flush_stream(self) -> None:
+        """Send what is queued on the open stream; end it after a close frame."""
+        stream = self.stream
+        assert stream is not None
+        data = self.take()
+        if data:
+            stream.write(_chunk(data))
+            self.last_write = self.registry.ctx.loop.time()
+        if self.closing is not None:
+            stream.write(_LAST_CHUNK)
+            stream.close()
+
+    def detach(self) -> None:
+        """The receive request ended: the client has ``session_timeout`` to send the next."""
+        self.stream = None
+        self.poll = None
+        self.idle_since = self.registry.ctx.loop.time()
+
+    def touch(self) -> None:
+        """A request of the client arrived: it is alive."""
+        if self.session is not None:
+            self.session.touch(self.registry.ctx.loop.time())
+
+
+class FallbackSessions:
+    """The listener's fallback sessions and the route set that reaches them."""
+
+    def __init__(self, ctx: ConnectionContext) -> None:
+        settings = ctx.settings
+        self.ctx = ctx
+        self.prefix = settings.path + settings.http_fallback_path + "/app/"
+        self.session_timeout = settings.http_session_timeout
+        self.poll_timeout = settings.http_poll_timeout
+        self.max_buffer = settings.max_write_buffer
+        self.sessions: dict[str, FallbackSession] = {}
+        self.counts = {STREAMING: 0, POLLING: 0}
+        """Open sessions by the transport that opened them."""
+        self._sweep: asyncio.TimerHandle | None = None
+        self._due: list[FallbackSession] = []
+        self._last_frame: bytes | None = None
+        self._last_item = b""
+
+    # -- life ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin sweeping (idempotent)."""
+        if self._sweep is None:
+            self._sweep = self.ctx.loop.call_later(SWEEP_EVERY, self._run_sweep)
+
+    def close(self) -> None:
+        """Stop sweeping (shutdown)."""
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+
+    def _run_sweep(self) -> None:
+        self._sweep = self.ctx.loop.call_later(SWEEP_EVERY, self._run_sweep)
+        now = self.ctx.loop.time()
+        for fallback in list(self.sessions.values()):
+            if fallback.poll is not None and now - fallback.poll_since >= self.poll_timeout:
+                self._answer_poll(fallback)
+            elif fallback.stream is not None and now - fallback.last_write >= HEARTBEAT_EVERY:
+                fallback.stream.write(_chunk(_HEARTBEAT))
+                fallback.last_write = now
+            elif now - fallback.idle_since >= self.session_timeout:
+                self.expire(fallback)
+
+    def expire(self, fallback: FallbackSession) -> None:
+        """Forget ``fallback`` and, unless the server closed it, its hub session."""
+        fallback.forget_hub_session()
+        self.forget(fallback)
+
+    def forget(self, fallback: FallbackSession) -> None:
+        """Remove ``fallback`` from the registry (idempotent)."""
+        if self.sessions.get(fallback.key) is fallback:
+            del self.sessions[fallback.key]
+            self.counts[fallback.kind] -= 1
+            self.ctx.fallback_sessions -= 1
+
+    def item(self, frame: bytes) -> bytes:
+        """The frame's payload as a JSON string; a fan-out hands every session the same
+        frame, so it is encoded once."""
+        if frame is not self._last_frame:
+            self._last_item = orjson.dumps(frame_payload(frame).decode())
+            self._last_frame = frame
+        return self._last_item
+
+    def soon(self, fallback: FallbackSession) -> None:
+        """Answer ``fallback``'s poll at the end of this loop iteration (with everything
+        written meanwhile)."""
+        if not self._due:
+            self.ctx.loop.call_soon(self._answer_due)
+        if fallback not in self._due:
+            self._due.append(fallback)
+
+    def _answer_due(self) -> None:
+        due, self._due = self._due, []
+        for fallback in due:
+            if fallback.poll is not None:
+                self._answer_poll(fallback)
+
+    def _answer_poll(self, fallback: FallbackSession) -> None:
+        """Answer the waiting poll with what is queued (a heartbeat ``h`` when nothing)."""
+        ready = fallback.poll
+        assert ready is not None
+        fallback.poll = None
+        fallback.idle_since = self.ctx.loop.time()
+        ready()
+
+    # -- the route set -------------------------------------------------------------------
+
+    def handles(self, path: str) -> bool:
+        """Whether ``path`` is under the fallback prefix."""
+        return path.startswith(self.prefix)
+
+    def handle(self, request: Request, now: float) -> Response | Stream:
+        """Answer one fallback request."""
+        parts = request.path[len(self.prefix) :].split("/")
+        if len(parts) != 4 or parts[3] not in ("xhr_streaming", "xhr", "xhr_send"):
+            return _json(404, "Not found", ())
+        app_key, server, session_id, kind = parts
+        app = self.ctx.node.registry.by_key(app_key)
+        origin = request.headers.get(b"origin")
+        cors = self._cors(app.origin_allowed if app is not None else None, origin)
+        if request.method == "OPTIONS":
+            if origin is not None and not cors:
+                return _json(403, "This origin is not allowed for the app", ())
+            return Response(204, b"", headers=(*cors, *_PREFLIGHT))
+        if request.method != "POST":
+            return _json(405, "Use POST", cors)
+        if not _SERVER.fullmatch(server) or not _SESSION.fullmatch(session_id):
+            return _json(404, "Not a session path", cors)
+        key = f"{app_key}/{server}/{session_id}"
+        fallback = self.sessions.get(key)
+        if kind == "xhr_send":
+            return self._send(fallback, request.body, cors, now)
+        if fallback is None:
+            return self._open(key, app_key, kind, request, origin, cors, now)
+        return self._receive(fallback, kind, cors, now)
+
+    @staticmethod
+    def _cors(
+        allowed: Callable[[str | None], bool] | None, origin: bytes | None
+    ) -> tuple[tuple[bytes, bytes], ...]:
+        if origin is None or allowed is None or not allowed(origin.decode("latin-1")):
+            return ()
+        return ((b"Access-Control-Allow-Origin", origin), (b"Vary", b"Origin"))
+
+    def _open(
+        self,
+        key: str,
+        app_key: str,
+        kind: str,
+        request: Request,
+        origin: bytes | None,
+        cors: tuple[tuple[bytes, bytes], ...],
+        now: float,
+    ) -> Response | Stream:
+        """The first receive request of a session: the same checks as a WebSocket's."""
+        ctx = self.ctx
+        app = ctx.node.registry.by_key(app_key)
+        transport = STREAMING if kind == "xhr_streaming" else POLLING
+        if app is None:
+            return self._refused(errors.app_not_found(app_key), cors)
+        problem = protocol_error(query_value(request.target.partition("?")[2], "protocol"))
+        if problem is not None:
+            return self._refused(problem, cors)
+        if ctx.websockets + ctx.fallback_sessions >= ctx.max_connections:
+            ctx.over_capacity()
+            return self._refused(errors.OVER_CAPACITY, cors)
+        if ctx.stopping:
+            return self._refused(errors.SERVER_SHUTTING_DOWN, cors)
+        hub = ctx.node.hub(app)
+        fallback = FallbackSession(self, key, hub, transport)
+        session = hub.connect(
+            fallback.write,
+            fallback.close,
+            origin.decode("latin-1") if origin is not None else None,
+            now,
+        )
+        if session is None:  # refused by the app: the error and the close are queued
+            return Response(200, _OPEN + fallback.take(), _BODY_TYPE, (_NO_STORE, *cors))
+        fallback.session = session
+        self.sessions[key] = fallback
+        self.counts[transport] += 1
+        ctx.fallback_sessions += 1
+        if ctx.debug:
+            log.debug("%s connected to app %s over %s", session.socket_id, app.id, transport)
+        if kind == "xhr_streaming":
+            return self._stream(fallback, cors, opening=True)
+        return Response(200, _OPEN + fallback.take(), _BODY_TYPE, (_NO_STORE, *cors))
+
+    def _refused(self, err: PusherError, cors: tuple[tuple[bytes, bytes], ...]) -> Response:
+        body = _OPEN + _messages_line([orjson.dumps(messages.error(err).decode())])
+        body += _close_line(err.code or 4200, err.message)
+        return Response(200, body, _BODY_TYPE, (_NO_STORE, *cors))
+
+    def _receive(
+        self,
+        fallback: FallbackSession,
+        kind: str,
+        cors: tuple[tuple[bytes, bytes], ...],
+        now: float,
+    ) -> Response | Stream:
+        """A later receive request: it takes over from any still open."""
+        fallback.touch()
+        if fallback.stream is not None:
+            old, fallback.stream = fallback.stream, None
+            old.write(_LAST_CHUNK)
+            old.close()
+        if fallback.poll is not None:
+            self._answer_poll(fallback)
+        if kind == "xhr_streaming":
+            return self._stream(fallback, cors, opening=False)
+        if fallback.queue or fallback.closing is not None:
+            fallback.idle_since = self.ctx.loop.time()
+            return Response(200, fallback.take(), _BODY_TYPE, (_NO_STORE, *cors))
+
+        def wait(ready: Callable[[], None]) -> None:
+            fallback.poll = ready
+            fallback.poll_since = self.ctx.loop.time()
+            fallback.idle_since = math.inf
+
+        def answer() -> Response:
+            body = fallback.take()
+            return Response(200, body or _HEARTBEAT, _BODY_TYPE, (_NO_STORE, *cors))
+
+        def cancel() -> None:  # the client went away: what was queued stays queued
+            if fallback.poll is not None:
+                fallback.detach()
+
+        return Response(200, b"", pending=Pending(wait, answer, cancel, pause_reading=False))
+
+    def _stream(
+        self, fallback: FallbackSession, cors: tuple[tuple[bytes, bytes], ...], opening: bool
+    ) -> Stream:
+        head = _STREAM_HEAD + b"".join(name + b": " + value + b"\r\n" for name, value in cors)
+
+        def opened(writer: StreamWriter) -> None:
+            fallback.stream = writer
+            fallback.idle_since = math.inf
+            if opening:
+                writer.write(_chunk(_OPEN))
+            fallback.last_write = self.ctx.loop.time()
+            fallback.flush_stream()
+
+        def closed(writer: StreamWriter) -> None:
+            if fallback.stream is writer:
+                fallback.detach()
+
+        return Stream(head + b"\r\n", opened, closed)
+
+    def _send(
+        self,
+        fallback: FallbackSession | None,
+        body: bytes,
+        cors: tuple[tuple[bytes, bytes], ...],
+        now: float,
+    ) -> Response:
+        """Client messages, in the order the requests arrive."""
+        if fallback is None or fallback.session is None or fallback.closing is not None:
+            return _json(404, "Unknown or expired session", cors)
+        try:
+            items = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            items = None
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            return _json(400, "The body must be a JSON array of message strings", cors)
+        session, hub = fallback.session, fallback.hub
+        limit = hub.app.max_message_size
+        if any(len(text.encode()) > limit for text in items):
+            return _json(413, f"A message is larger than {limit} bytes", cors)
+        session.touch(now)
+        for text in items:
+            if session.closed:
+                break
+            if self.ctx.debug:
+                log.debug("%s <- %s", session.socket_id, text[:2000])
+            hub.receive(session, text, now)
+        return Response(204, b"", headers=(_NO_STORE, *cors))
+
+
+_PREFLIGHT = (
+    (b"Access-Control-Allow-Methods", b"POST, OPTIONS"),
+    (b"Access-Control-Allow-Headers", b"Content-Type"),
+    (b"Access-Control-Max-Age", b"86400"),
+)
