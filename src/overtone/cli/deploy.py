@@ -197,7 +197,16 @@ def nginx(args: argparse.Namespace) -> str:
         up = fill(templates.NGINX_UP_LEFT_OUT, **short)
     else:
         up = fill(templates.NGINX_UP, **short)
-    locations = fill(templates.NGINX_LOCATIONS, up=up, **values)
+    if settings.http_fallback:
+        fallback = fill(
+            templates.NGINX_FALLBACK,
+            fallback_path=settings.http_fallback_path,
+            poll=f"{settings.http_poll_timeout:g}",
+            **{k: values[k] for k in ("path", "upstream", "read_timeout", "body_limit")},
+        )
+    else:
+        fallback = templates.NGINX_FALLBACK_OFF
+    locations = fill(templates.NGINX_LOCATIONS, up=up, fallback=fallback, **values)
     if args.locations_only:
         return locations
     if (args.ssl_cert is None) != (args.ssl_key is None):

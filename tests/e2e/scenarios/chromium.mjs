@@ -20,8 +20,12 @@ const FLAGS = [
   '--disable-sync',
 ];
 
-/** A page of a new headless Chromium, closed (and its profile removed) when the scenario ends. */
-export async function chromiumPage() {
+/**
+ * A page of a new headless Chromium, closed (and its profile removed) when the scenario ends.
+ * `options` go to playwright's launchPersistentContext (e.g. `ignoreHTTPSErrors` for a test
+ * certificate).
+ */
+export async function chromiumPage(options = {}) {
   const userDataDir = mkdtempSync(path.join(tmpdir(), 'overtone-chromium-'));
   onExit(() => rmSync(userDataDir, { recursive: true, force: true }));
   const context = await chromium.launchPersistentContext(userDataDir, {
@@ -30,6 +34,7 @@ export async function chromiumPage() {
     args: FLAGS,
     timeout: ms(15000),
     viewport: { width: 800, height: 400 },
+    ...options,
   });
   onExit(() => context.close());
   return context.pages()[0] ?? (await context.newPage());

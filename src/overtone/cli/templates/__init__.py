@@ -102,6 +102,7 @@ NGINX_LOCATIONS = """\
         error_page 502 503 504 = @overtone_unavailable;
     }
 
+{{fallback}}
     # HTTP API: the broadcaster (Laravel, Pusher server SDKs) publishes here.
     location ^~ {{path}}/apps/ {
         proxy_pass {{upstream}};
@@ -121,6 +122,32 @@ NGINX_LOCATIONS = """\
         default_type application/json;
         return 503 '{"error":"overtone is not answering behind nginx (is it running?)"}';
     }
+"""
+
+NGINX_FALLBACK = """\
+    # pusher-js's HTTP fallback (xhr_streaming, xhr_polling) for networks that refuse
+    # WebSockets: each chunk of a stream must go out at once, a stream stays open (a heartbeat
+    # every 25 s) and a poll waits up to {{poll}} s; cross-origin pages preflight with OPTIONS.
+    location ^~ {{path}}{{fallback_path}}/app/ {
+        proxy_pass {{upstream}};
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_buffering off;
+        proxy_request_buffering off;
+        proxy_cache off;
+        proxy_read_timeout {{read_timeout}}s;
+        proxy_send_timeout {{read_timeout}}s;
+        client_max_body_size {{body_limit}};
+        error_page 502 503 504 = @overtone_unavailable;
+    }
+"""
+
+NGINX_FALLBACK_OFF = """\
+    # pusher-js's HTTP fallback is off (OVERTONE_HTTP_FALLBACK=false): clients need WebSockets.
 """
 
 _NGINX_HEALTH = """\
