@@ -195,3 +195,23 @@ def test_recovery_script_tag_points_at_overtone() -> None:
         '<script>document.write(\'<script src="\'+"http://"+window.location.hostname'
         '+":9001/overtone/recovery.js"+\'"><\\/script>\');</script>'
     )
+
+
+def test_the_http_fallback_is_opt_in_and_points_at_the_same_host_and_port() -> None:
+    config = frontend_config({**PRODUCTION, "REVERB_SERVER_PATH": "/rt"}, http_fallback=True)
+    assert config is not None
+    options = config.echo_options()
+    assert options["enabledTransports"] == ["ws", "wss", "xhr_streaming", "xhr_polling"]
+    assert options["disabledTransports"] == ["sockjs"]
+    assert (options["httpHost"], options["httpPort"], options["httpsPort"]) == (
+        "app.example.com",
+        443,
+        443,
+    )
+    assert options["httpPath"] == "/rt/pusher"
+    plain = frontend_config(PRODUCTION)
+    assert plain is not None and "httpHost" not in plain.echo_options()
+    local = frontend_config({"REVERB_APP_KEY": "k"}, http_fallback=True)
+    script = echo_script(local)
+    assert "httpHost:window.location.hostname" in script
+    assert "wsHost:window.location.hostname" in script

@@ -71,6 +71,7 @@ def test_doctor_through_nginx(tmp_path: Path, overtone: ServerProcess) -> None:
     print(healthy.stdout)
     assert healthy.returncode == 0, healthy.stdout
     assert "[ok]   delivery: event received, round trip" in healthy.stdout
+    assert "[ok]   HTTP fallback: a polling session opened at https://127.0.0.1" in healthy.stdout
     assert untrusted.returncode == 1
     assert "[FAIL] WebSocket handshake: TLS certificate rejected" in untrusted.stdout
     assert wrong_key.returncode == 1

@@ -95,9 +95,25 @@ def test_probe_passes_against_a_healthy_server(tmp_path: Path, strong: ServerPro
         "private channel",
         "signed trigger",
         "delivery",
+        "HTTP fallback",
     ):
         assert f"[ok]   {step}" in result.stdout
     assert "round trip" in result.stdout
+    assert "a polling session opened at http://127.0.0.1" in result.stdout
+
+
+def test_probe_warns_when_the_fallback_is_not_served(tmp_path: Path) -> None:
+    proc = start_server(
+        tmp_path,
+        {"REVERB_APP_SECRET": APP_SECRET + "-but-long-enough", "OVERTONE_HTTP_FALLBACK": "false"},
+    )
+    try:
+        result = doctor(tmp_path, good_env(proc.port), "--url", f"ws://127.0.0.1:{proc.port}")
+    finally:
+        proc.stop()
+    assert result.returncode == 0, result.stdout  # a warning: WebSocket clients are fine
+    assert "[warn] HTTP fallback: HTTP 404" in result.stdout
+    assert "/pusher/app/" in result.stdout
 
 
 def test_probe_diagnoses_a_wrong_key_and_a_wrong_secret(

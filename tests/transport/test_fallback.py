@@ -271,3 +271,26 @@ async def test_the_session_path_stays_out_of_the_log(caplog: pytest.LogCaptureFi
     session_id = client.base.rsplit("/", 1)[1]
     assert "connected to app" in caplog.text
     assert session_id not in caplog.text
+
+
+async def test_metrics_and_the_dashboard_name_the_transport() -> None:
+    server = await start(OVERTONE_DASHBOARD_PASSWORD="a-long-dashboard-password")
+    try:
+        polling, streaming = Client(server.port), Client(server.port)
+        await polling.poll()
+        _, _, stream = await streaming.stream()
+        assert await stream.line() == "o"
+        status, head, reader, writer = await request(server.port, "GET", "/metrics")
+        text = (await read_body(reader, head)).decode()
+        writer.close()
+        assert status == 200
+        assert 'overtone_transport_connections{transport="xhr_polling"} 1.0' in text
+        assert 'overtone_transport_connections{transport="xhr_streaming"} 1.0' in text
+        assert 'overtone_transport_connections{transport="ws"} 0.0' in text
+        assert server.dashboard is not None
+        [node] = server.dashboard.overview(False)["nodes"]
+        assert node["transports"] == {"ws": 0, "xhr_streaming": 1, "xhr_polling": 1}
+        assert node["connections"] == 2
+        stream.close()
+    finally:
+        await server.shutdown()

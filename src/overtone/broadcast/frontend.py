@@ -56,6 +56,9 @@ class FrontendConfig:
     path: str = ""
     positions: dict[str, dict[str, Any]] | None = field(default=None, compare=False)
     """Stream positions the page starts its channels from (see :func:`frontend_config`)."""
+    http_fallback: bool = False
+    """Let pusher-js fall back to HTTP streaming and polling where WebSockets are refused
+    (docs/fallback.md); overtone serves them under ``{path}/pusher``."""
 
     @property
     def force_tls(self) -> bool:
@@ -99,6 +102,16 @@ class FrontendConfig:
         )
         if self.path:
             options["wsPath"] = self.path
+        if self.http_fallback:
+            if self.host is not None:
+                options["httpHost"] = self.host
+            options.update(
+                httpPort=self.port,
+                httpsPort=self.port,
+                httpPath=self.path + "/pusher",
+                enabledTransports=["ws", "wss", "xhr_streaming", "xhr_polling"],
+                disabledTransports=["sockjs"],
+            )
         return options
 
 
@@ -108,6 +121,7 @@ def frontend_config(
     env_file: str | Path | None = None,
     request_host: str | None = None,
     positions: Mapping[str, Mapping[str, Any] | None] | None = None,
+    http_fallback: bool = False,
 ) -> FrontendConfig | None:
     """The page's connection values, or ``None`` when realtime is not configured.
 
@@ -115,7 +129,9 @@ def frontend_config(
     variables win). Malformed ``REVERB_PORT``/``REVERB_SCHEME`` also give ``None``: a page
     that cannot connect should say realtime is off rather than retry forever.
     ``positions`` maps channel names to ``Broadcaster.position()`` answers (``None``
-    values are left out); a malformed position raises ``ValueError``.
+    values are left out); a malformed position raises ``ValueError``. ``http_fallback``
+    lets the page fall back to HTTP where WebSockets are refused (laravel-echo's ``reverb``
+    broadcaster allows WebSockets only unless told otherwise).
     """
     values = read_values(os.environ if environ is None else environ, env_file)
 
@@ -145,6 +161,7 @@ def frontend_config(
         scheme=scheme,
         path="" if path == "/" else path,
         positions=None if positions is None else clean_positions(positions),
+        http_fallback=http_fallback,
     )
 
 
@@ -222,6 +239,8 @@ def echo_script(
     options = echo_options_json(config)
     if config.host is None:
         options = options[:-1] + ",wsHost:window.location.hostname}"
+        if config.http_fallback:
+            options = options[:-1] + ",httpHost:window.location.hostname}"
     # laravel-echo's browser build exposes its module as ``Echo``: the class is Echo.default.
     script = f"{assign_to} = new (Echo.default || Echo)({options});"
     start = config.positions if positions is None else clean_positions(positions)

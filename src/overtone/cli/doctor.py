@@ -20,7 +20,7 @@ from overtone.cli.common import add_env_file
 from overtone.cluster import redis_connect
 from overtone.config import ConfigError, Scaling, load_settings, read_environment
 from overtone.doctor import config_checks
-from overtone.doctor.probe import Target, probe
+from overtone.doctor.probe import Target, probe, probe_fallback
 from overtone.doctor.report import Check, Status, failed, render
 
 
@@ -76,7 +76,11 @@ async def _checks(env: Mapping[str, str], args: argparse.Namespace) -> list[Chec
         if settings.scaling is not None:
             checks.append(await _redis(settings.scaling))
     if args.url:
-        checks += await probe(_target(env, args))
+        target = _target(env, args)
+        checks += await probe(target)
+        if settings is None or settings.http_fallback:
+            path = settings.http_fallback_path if settings is not None else "/pusher"
+            checks.append(await probe_fallback(target, path))
     return checks
 
 

@@ -208,6 +208,7 @@ def _node_row(
         "cpu": report.get("cpu"),
         "rss": report.get("rss"),
         "messages_out": round(out, 1) if apps else None,
+        "transports": report.get("t"),
     }
 
 

@@ -101,6 +101,11 @@ class Host(Protocol):
     def webhooks(self) -> WebhookCounts | None:
         """Webhook delivery, ``None`` when no app has webhooks."""
 
+    @property
+    def transports(self) -> dict[str, int]:
+        """Open client connections on this node by transport (``ws``, ``xhr_streaming``,
+        ``xhr_polling``)."""
+
 
 @dataclass(eq=False, slots=True)
 class Feed:
@@ -219,7 +224,7 @@ class DashboardService:
         watched = self._watch()
         coordinator = server.coordinator
         if watched and coordinator is not None:
-            report = {**self.sampler.own, "w": 1 if self.feeds else 0}
+            report = {**self.sampler.own, "w": 1 if self.feeds else 0, "t": server.transports}
             if self.console.to_cluster:
                 report["e"] = self.console.take_outbox()
             coordinator.send_load(report)
@@ -318,7 +323,7 @@ class DashboardService:
             },
             "nodes": nodes_table(
                 self.node_id,
-                self.sampler.own,
+                {**self.sampler.own, "t": server.transports},
                 hubs,
                 coordinator.last_seen if coordinator is not None else {},
                 self.others,

@@ -4,7 +4,9 @@
 2. ``pusher:connection_established``;
 3. a private-channel subscription signed with the app secret;
 4. a signed trigger to the broadcaster's address (``REVERB_SCHEME://REVERB_HOST:REVERB_PORT``);
-5. the event arriving on the WebSocket, with the round-trip time.
+5. the event arriving on the WebSocket, with the round-trip time;
+6. (:func:`probe_fallback`) a session of pusher-js's HTTP fallback opened by polling
+   ``{url}/pusher/app/{key}/.../xhr``, for networks that refuse WebSockets.
 
 Each failure is matched to the known shapes (no ``Upgrade`` forwarded, HTML instead of
 JSON, TLS errors, wrong key or secret, nothing listening) with a fix hint.
@@ -272,6 +274,43 @@ async def _delivery(
             "REVERB_SCALING_ENABLED with one Redis for all",
         )
     )
+
+
+FALLBACK = "HTTP fallback"
+NGINX_FALLBACK = (
+    "route {path}/pusher/app/ to overtone with proxy_buffering off (`overtone deploy nginx` "
+    "writes that location); pages whose network refuses WebSockets need it"
+)
+
+
+async def probe_fallback(target: Target, fallback_path: str = "/pusher") -> Check:
+    """Open a polling session of pusher-js's HTTP fallback through the public address.
+
+    A warning, not a failure, when it does not answer: WebSocket clients work without it.
+    """
+    parts = urlsplit(target.ws_url)
+    scheme = {"wss": "https", "ws": "http"}.get(parts.scheme, parts.scheme)
+    path = parts.path.rstrip("/")
+    session = f"{secrets.randbelow(1000)}/{secrets.token_hex(4)}"
+    url = f"{scheme}://{parts.netloc}{path}{fallback_path}/app/{target.key}/{session}/xhr"
+    hint = NGINX_FALLBACK.format(path=path)
+    try:
+        async with httpx.AsyncClient(verify=_tls(target) or False, timeout=target.timeout) as http:
+            answer = await http.post(
+                url,
+                params={"protocol": "7", "client": "js", "version": "8.4.0"},
+                headers={"Content-Type": "application/json"},
+            )
+    except httpx.HTTPError as exc:
+        return Check(FALLBACK, Status.WARN, f"{type(exc).__name__}: {exc}", hint)
+    shown = url.rsplit("/", 3)[0] + "/…/xhr"  # the session path stays out of reports
+    if answer.status_code != 200:
+        return Check(FALLBACK, Status.WARN, f"HTTP {answer.status_code} from {shown}", hint)
+    lines = answer.text.split("\n")
+    if lines[0] != "o" or len(lines) < 2 or "connection_established" not in lines[1]:
+        refused = next((line for line in lines if line.startswith("c[")), answer.text[:120])
+        return Check(FALLBACK, Status.WARN, f"{shown} answered {refused!r}", hint)
+    return Check(FALLBACK, Status.OK, f"a polling session opened at {shown}")
 
 
 def _skip_rest(checks: list[Check], done: int) -> list[Check]:

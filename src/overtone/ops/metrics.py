@@ -43,6 +43,10 @@ class Observed(Protocol):
     def latency(self) -> Latency:
         """HTTP API handling times."""
 
+    @property
+    def transports(self) -> dict[str, int]:
+        """Open client connections on this node by transport."""
+
 
 class OvertoneCollector(Collector):
     """Reads the hubs' counters when Prometheus scrapes."""
@@ -88,6 +92,14 @@ class OvertoneCollector(Collector):
             yield from _per_app(
                 CounterMetricFamily, name, doc, ((h.app.id, getattr(h.stats, attr)) for h in hubs)
             )
+        by_transport = GaugeMetricFamily(
+            "overtone_transport_connections",
+            "Open client connections on this node, by transport (ws, xhr_streaming, xhr_polling)",
+            labels=["transport"],
+        )
+        for name, count in sorted(server.transports.items()):
+            by_transport.add_metric([name], count)
+        yield by_transport
         yield from _history(hubs, server)
         errors = CounterMetricFamily(
             "overtone_errors", "Pusher errors sent, by code", labels=["app", "code"]

@@ -84,6 +84,17 @@ class Server:
         return self.listener.ctx.protocol_closes if self.listener is not None else Counter()
 
     @property
+    def transports(self) -> dict[str, int]:
+        """Open client connections on this node by transport."""
+        listener = self.listener
+        if listener is None:
+            return {"ws": 0}
+        counts = {"ws": listener.ctx.websockets}
+        if listener.fallback is not None:
+            counts.update(listener.fallback.counts)
+        return counts
+
+    @property
     def max_connections(self) -> int:
         """WebSocket connections this process accepts before refusing with 4100."""
         return self.listener.ctx.max_connections if self.listener is not None else 0

@@ -343,11 +343,19 @@
     }
   }
 
+  /** A node's connections, with how many use pusher-js's HTTP fallback when any do. */
+  function connectionsText(node) {
+    const t = node.transports ?? {};
+    const fallback = (t.xhr_streaming ?? 0) + (t.xhr_polling ?? 0);
+    if (!fallback) return formatCount(node.connections);
+    return `${formatCount(node.connections)} (HTTP fallback: ${formatCount(t.xhr_streaming ?? 0)} streaming, ${formatCount(t.xhr_polling ?? 0)} polling)`;
+  }
+
   function renderNodes(doc) {
     const rows = (doc.nodes ?? []).map((node) => [
       node.self ? `${node.id} (this node)` : node.id,
       { text: node.state, className: `state state-${node.state === 'up' ? 'up' : 'stale'}` },
-      { text: formatCount(node.connections), className: 'num' },
+      { text: connectionsText(node), className: 'num' },
       { text: isNumber(node.cpu) ? `${node.cpu.toFixed(1)} %` : '-', className: 'num' },
       { text: formatBytes(node.rss), className: 'num' },
       { text: formatRate(node.messages_out), className: 'num' },
