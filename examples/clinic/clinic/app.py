@@ -125,6 +125,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             env_file=settings.env_file,
             request_host=request.headers.get("host"),
             positions=start or {},
+            # Patients behind networks that refuse WebSockets (hospital and hotel proxies)
+            # fall back to HTTP streaming or polling: docs/fallback.md.
+            http_fallback=True,
         )
 
     def positions(request: Request, channels: list[str]) -> dict[str, Any] | None:
