@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,8 +77,15 @@ async def counted_at_least(st: Stats, goal: int, deadline: float) -> bool:
     return ok
 
 
-async def open_conns(ctx: Ctx, n: int, channel: str, concurrency: int) -> dict[str, Any]:
-    """Open n WebSockets, at most ``concurrency`` handshaking at once, each subscribing."""
+ConnFactory = Callable[[Stats, str, int, str, str], WSConn]
+"""Makes a client connection: ``(stats, host, port, key, channel)`` (a WebSocket by default,
+an HTTP fallback session in ``benchmarks.fallback_client``)."""
+
+
+async def open_conns(
+    ctx: Ctx, n: int, channel: str, concurrency: int, factory: ConnFactory = WSConn
+) -> dict[str, Any]:
+    """Open n connections, at most ``concurrency`` opening at once, each subscribing."""
     loop, st, meter = asyncio.get_running_loop(), ctx.stats, Meter(ctx.server_pid)
     done: asyncio.Future[None] = loop.create_future()
     launched = failed = 0
@@ -88,7 +96,7 @@ async def open_conns(ctx: Ctx, n: int, channel: str, concurrency: int) -> dict[s
         port = ctx.ports[launched % len(ctx.ports)] if ctx.ports else ctx.port
         launched += 1
         coro = loop.create_connection(
-            lambda: WSConn(st, ctx.host, port, ctx.key, channel), ctx.host, port
+            lambda: factory(st, ctx.host, port, ctx.key, channel), ctx.host, port
         )
         loop.create_task(coro).add_done_callback(connected)
 
