@@ -137,19 +137,22 @@ class FallbackSession:
             return
         item = self.registry.item(frame)
         stream = self.stream
-        if stream is not None and not self.queue:
+        if stream is not None:
             if stream.buffered() + len(item) > self.registry.max_buffer:
                 self.drop("it stopped reading its stream")
                 return
-            stream.write(_chunk(_messages_line([item])))
-            self.last_write = self.registry.ctx.loop.time()
-            return
+            if not self.queue:  # the usual case: one chunk, nothing to join
+                stream.write(_chunk(_messages_line([item])))
+                self.last_write = self.registry.ctx.loop.time()
+                return
         self.queued += len(item)
         if self.queued > self.registry.max_buffer:
             self.drop("it stopped polling")
             return
         self.queue.append(item)
-        if self.poll is not None:
+        if stream is not None:
+            self.flush_stream()
+        elif self.poll is not None:
             self.registry.soon(self)
 
     def close(self, code: int, reason: str) -> None:
