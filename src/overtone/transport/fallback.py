@@ -35,14 +35,21 @@ from collections.abc import Callable
 
 import orjson
 
-from overtone.hub import Hub
 from overtone.protocol import errors, messages
 from overtone.protocol.connect import protocol_error, query_value
 from overtone.protocol.errors import PusherError
 from overtone.protocol.frames import frame_payload
-from overtone.routing import Pending, Request, Response, Stream, StreamWriter
-from overtone.session import Session
+from overtone.routing import Pending, Request, Response, Stream
 from overtone.transport.context import ConnectionContext
+from overtone.transport.fallback_session import (
+    HEARTBEAT,
+    LAST_CHUNK,
+    OPEN,
+    FallbackSession,
+    chunk,
+    close_line,
+    messages_line,
+)
 
 log = logging.getLogger("overtone.fallback")
 
@@ -66,180 +73,10 @@ _STREAM_HEAD = (
     b"Connection: close\r\n"
 )
 _STREAM_HEAD_END = _STREAM_HEAD + b"\r\n"
-_OPEN = b"o\n"
-_HEARTBEAT = b"h\n"
-_LAST_CHUNK = b"0\r\n\r\n"
 
 
 def _json(status: int, message: str, cors: tuple[tuple[bytes, bytes], ...]) -> Response:
     return Response(status, orjson.dumps({"error": message}), headers=(_NO_STORE, *cors))
-
-
-def _close_line(code: int, reason: str) -> bytes:
-    return b"c" + orjson.dumps([code, reason]) + b"\n"
-
-
-def _messages_line(items: list[bytes]) -> bytes:
-    return b"a[" + b",".join(items) + b"]\n"
-
-
-def _chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-class FallbackSession:
-    """One pusher-js HTTP session: the hub's session, what waits for the client, and the
-    receive request currently open (a stream, or a poll)."""
-
-    __slots__ = (
-        "closing",
-        "hub",
-        "idle_since",
-        "key",
-        "kind",
-        "last_write",
-        "opening",
-        "poll",
-        "poll_since",
-        "queue",
-        "queued",
-        "registry",
-        "session",
-        "stream",
-    )
-
-    def __init__(self, registry: FallbackSessions, key: str, hub: Hub, kind: str) -> None:
-        self.registry = registry
-        self.key = key
-        self.hub = hub
-        self.kind = kind
-        self.session: Session | None = None
-        self.queue: list[bytes] = []
-        """Messages not yet sent, each the Pusher frame as a JSON string."""
-        self.queued = 0
-        self.closing: bytes | None = None
-        """The ``c[code,"reason"]`` line once the server closed the session."""
-        self.stream: StreamWriter | None = None
-        self.poll: Callable[[], None] | None = None
-        """The ``ready`` of the poll waiting for messages."""
-        self.poll_since = 0.0
-        self.idle_since = registry.ctx.loop.time()
-        """When the last receive request ended (``math.inf`` while one is open)."""
-        self.last_write = self.idle_since
-        self.opening = True
-        """The next stream is the session's first: it starts with ``o``."""
-
-    # -- the hub's side (Session.write and Session.close) --------------------------------
-
-    def write(self, frame: bytes) -> None:
-        """Queue or send one frame's payload."""
-        if self.closing is not None:
-            return
-        item = self.registry.item(frame)
-        stream = self.stream
-        if stream is not None:
-            if stream.buffered() + len(item) > self.registry.max_buffer:
-                self.drop("it stopped reading its stream")
-                return
-            if not self.queue:  # the usual case: one chunk, nothing to join
-                stream.write(_chunk(_messages_line([item])))
-                self.last_write = self.registry.ctx.loop.time()
-                return
-        self.queued += len(item)
-        if self.queued > self.registry.max_buffer:
-            self.drop("it stopped polling")
-            return
-        self.queue.append(item)
-        if stream is not None:
-            self.flush_stream()
-        elif self.poll is not None:
-            self.registry.soon(self)
-
-    def close(self, code: int, reason: str) -> None:
-        """The server ends the session: the close frame goes out with what is queued."""
-        if self.closing is not None:
-            return
-        self.closing = _close_line(code, reason)
-        if self.stream is not None:
-            self.flush_stream()
-        elif self.poll is not None:
-            self.registry.soon(self)
-
-    def drop(self, why: str) -> None:
-        """Forget a client that does not read (like a WebSocket past its buffer bound).
-
-        Not ``hub.disconnect()`` at once: this may run inside a fan-out loop over one of
-        the session's channels; the hub forgets the session at the end of the iteration.
-        The close frame waits for the client's next receive request (or the session
-        timeout).
-        """
-        log.warning(
-            "closing %s (%s): %s",
-            self.session.socket_id if self.session else "?",
-            self.kind,
-            why,
-        )
-        self.queue.clear()
-        self.queued = 0
-        self.closing = _close_line(4100, "Over capacity: the client does not read")
-        if self.stream is not None:
-            self.stream.close()
-        self.registry.ctx.loop.call_soon(self.forget_hub_session)
-
-    def forget_hub_session(self) -> None:
-        """Make the hub forget the session (idempotent): channels, presence, counts."""
-        if self.session is not None and not self.session.closed:
-            self.hub.disconnect(self.session)
-
-    # -- receive requests ----------------------------------------------------------------
-
-    def take(self) -> bytes:
-        """What the client has not received yet, as frame lines (the close last)."""
-        lines = _messages_line(self.queue) if self.queue else b""
-        self.queue = []
-        self.queued = 0
-        if self.closing is not None:
-            lines += self.closing
-            self.registry.forget(self)
-        return lines
-
-    def flush_stream(self) -> None:
-        """Send what is queued on the open stream; end it after a close frame."""
-        stream = self.stream
-        assert stream is not None
-        data = self.take()
-        if data:
-            stream.write(_chunk(data))
-            self.last_write = self.registry.ctx.loop.time()
-        if self.closing is not None:
-            stream.write(_LAST_CHUNK)
-            stream.close()
-
-    def stream_opened(self, writer: StreamWriter) -> None:
-        """A streaming receive request is open on ``writer``: send what waits."""
-        self.stream = writer
-        self.idle_since = math.inf
-        if self.opening:
-            self.opening = False
-            writer.write(_chunk(_OPEN))
-        self.last_write = self.registry.ctx.loop.time()
-        self.flush_stream()
-
-    def stream_closed(self, writer: StreamWriter) -> None:
-        """A streaming receive request ended."""
-        if self.stream is writer:
-            self.detach()
-
-    def detach(self) -> None:
-        """The receive request ended: the client has ``session_timeout`` to send the next."""
-        self.stream = None
-        self.poll = None
-        self.idle_since = self.registry.ctx.loop.time()
-
-    def touch(self) -> None:
-        """A request of the client arrived: it is alive."""
-        if self.session is not None:
-            self.session.touch(self.registry.ctx.loop.time())
 
 
 class FallbackSessions:
@@ -280,7 +117,7 @@ class FallbackSessions:
             if fallback.poll is not None and now - fallback.poll_since >= self.poll_timeout:
                 self._answer_poll(fallback)
             elif fallback.stream is not None and now - fallback.last_write >= HEARTBEAT_EVERY:
-                fallback.stream.write(_chunk(_HEARTBEAT))
+                fallback.stream.write(chunk(HEARTBEAT))
                 fallback.last_write = now
             elif now - fallback.idle_since >= self.session_timeout:
                 self.expire(fallback)
@@ -399,7 +236,7 @@ class FallbackSessions:
             now,
         )
         if session is None:  # refused by the app: the error and the close are queued
-            return Response(200, _OPEN + fallback.take(), _BODY_TYPE, (_NO_STORE, *cors))
+            return Response(200, OPEN + fallback.take(), _BODY_TYPE, (_NO_STORE, *cors))
         fallback.session = session
         self.sessions[key] = fallback
         self.counts[transport] += 1
@@ -408,11 +245,11 @@ class FallbackSessions:
             log.debug("%s connected to app %s over %s", session.socket_id, app.id, transport)
         if kind == "xhr_streaming":
             return self._stream(fallback, cors, opening=True)
-        return Response(200, _OPEN + fallback.take(), _BODY_TYPE, (_NO_STORE, *cors))
+        return Response(200, OPEN + fallback.take(), _BODY_TYPE, (_NO_STORE, *cors))
 
     def _refused(self, err: PusherError, cors: tuple[tuple[bytes, bytes], ...]) -> Response:
-        body = _OPEN + _messages_line([orjson.dumps(messages.error(err).decode())])
-        body += _close_line(err.code or 4200, err.message)
+        body = OPEN + messages_line([orjson.dumps(messages.error(err).decode())])
+        body += close_line(err.code or 4200, err.message)
         return Response(200, body, _BODY_TYPE, (_NO_STORE, *cors))
 
     def _receive(
@@ -426,7 +263,7 @@ class FallbackSessions:
         fallback.touch()
         if fallback.stream is not None:
             old, fallback.stream = fallback.stream, None
-            old.write(_LAST_CHUNK)
+            old.write(LAST_CHUNK)
             old.close()
         if fallback.poll is not None:
             self._answer_poll(fallback)
@@ -443,7 +280,7 @@ class FallbackSessions:
 
         def answer() -> Response:
             body = fallback.take()
-            return Response(200, body or _HEARTBEAT, _BODY_TYPE, (_NO_STORE, *cors))
+            return Response(200, body or HEARTBEAT, _BODY_TYPE, (_NO_STORE, *cors))
 
         def cancel() -> None:  # the client went away: what was queued stays queued
             if fallback.poll is not None:
