@@ -1,7 +1,8 @@
 """One client connection as the core sees it: identity, subscriptions, liveness, limits.
 
-The transport creates a session with two callables, ``write`` (send one complete,
-already-framed WebSocket frame) and ``close`` (send a close frame with a code, then close);
+The transport creates a session with two callables, ``write`` (send one or more complete,
+unmasked WebSocket frames written together; a transport that is not a WebSocket sends their
+payloads) and ``close`` (send a close frame with a code, then close);
 the core never touches a socket. The transport may swap ``write`` at any time, e.g. for a
 guarded variant while the peer is slow to read.
 """

@@ -36,7 +36,7 @@ from overtone.protocol.frames import (
     TextMessage,
     encode_close,
     encode_frame,
-    frame_payload,
+    frame_payloads,
 )
 
 MASK = b"\x37\xfa\x21\x3d"
@@ -485,7 +485,9 @@ def test_works_without_websockets_installed() -> None:
     subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=60)
 
 
-@given(st.binary(max_size=70_000))
+@given(st.lists(st.binary(max_size=70_000), max_size=4))
 @settings(max_examples=60)
-def test_frame_payload_undoes_encode_frame(payload: bytes) -> None:
-    assert frame_payload(encode_frame(payload)) == payload
+def test_frame_payloads_undo_encode_frame_of_frames_written_together(
+    payloads: list[bytes],
+) -> None:
+    assert frame_payloads(b"".join(encode_frame(p) for p in payloads)) == payloads

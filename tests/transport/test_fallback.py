@@ -307,3 +307,23 @@ async def test_the_fallback_is_off_with_several_workers(caplog: pytest.LogCaptur
     finally:
         await server.shutdown()
     assert "HTTP fallback is off with --workers 2" in caplog.text
+
+
+async def test_recovery_replays_missed_events_to_a_fallback_session(live: Server) -> None:
+    first = Client(live.port)
+    await first.poll()
+    await first.send({"event": "pusher:subscribe", "data": {"channel": "news"}})
+    _, _, body = await first.poll()
+    position = messages(body.strip())[0]["position"]
+    for n in range(5):  # missed: the client is gone
+        await publish(live, "news", "e", str(n))
+    again = Client(live.port)
+    await again.poll()
+    recover = {"epoch": position["epoch"], "offset": position["offset"]}
+    subscribe = {"event": "pusher:subscribe", "data": {"channel": "news", "recover": recover}}
+    await again.send(subscribe)
+    received: list[dict[str, object]] = []
+    while len(received) < 6:  # the answer, then the five missed events (written together)
+        received += messages((await again.poll())[2].strip())
+    assert received[0]["recovered"] is True
+    assert [m["data"] for m in received[1:]] == ["0", "1", "2", "3", "4"]

@@ -136,11 +136,20 @@ def encode_frame(payload: bytes, opcode: int = OP_TEXT) -> bytes:
     return _HEADER_10(0x80 | opcode, 127, n) + payload
 
 
-def frame_payload(frame: bytes) -> bytes:
-    """The payload of one unmasked frame made by :func:`encode_frame` (what a client transport
-    that is not a WebSocket sends instead of the frame)."""
-    n = frame[1] & 0x7F
-    return frame[2:] if n < 126 else frame[4:] if n == 126 else frame[10:]
+def frame_payloads(data: bytes) -> list[bytes]:
+    """The payloads of the unmasked frames made by :func:`encode_frame` and written together
+    in ``data`` (what a client transport that is not a WebSocket sends instead)."""
+    payloads = []
+    start, end = 0, len(data)
+    while start + 2 <= end:
+        n, head = data[start + 1] & 0x7F, 2
+        if n == 126:
+            n, head = int.from_bytes(data[start + 2 : start + 4], "big"), 4
+        elif n == 127:
+            n, head = int.from_bytes(data[start + 2 : start + 10], "big"), 10
+        payloads.append(data[start + head : start + head + n])
+        start += head + n
+    return payloads
 
 
 def encode_close(code: int, reason: str = "") -> bytes:

@@ -38,7 +38,7 @@ import orjson
 from overtone.protocol import errors, messages
 from overtone.protocol.connect import protocol_error, query_value
 from overtone.protocol.errors import PusherError
-from overtone.protocol.frames import frame_payload
+from overtone.protocol.frames import frame_payloads
 from overtone.routing import Pending, Request, Response, Stream
 from overtone.transport.context import ConnectionContext
 from overtone.transport.fallback_session import (
@@ -95,7 +95,7 @@ class FallbackSessions:
         self._sweep: asyncio.TimerHandle | None = None
         self._due: list[FallbackSession] = []
         self._last_frame: bytes | None = None
-        self._last_item = b""
+        self._last_items: list[bytes] = []
 
     # -- life ----------------------------------------------------------------------------
 
@@ -134,13 +134,14 @@ class FallbackSessions:
             self.counts[fallback.kind] -= 1
             self.ctx.fallback_sessions -= 1
 
-    def item(self, frame: bytes) -> bytes:
-        """The frame's payload as a JSON string; a fan-out hands every session the same
-        frame, so it is encoded once."""
-        if frame is not self._last_frame:
-            self._last_item = orjson.dumps(frame_payload(frame).decode())
-            self._last_frame = frame
-        return self._last_item
+    def items(self, data: bytes) -> list[bytes]:
+        """The payloads of the frames in ``data`` (one, or several a replay writes at once),
+        each as a JSON string; a fan-out hands every session the same bytes, so they are
+        encoded once."""
+        if data is not self._last_frame:
+            self._last_items = [orjson.dumps(p.decode()) for p in frame_payloads(data)]
+            self._last_frame = data
+        return self._last_items
 
     def soon(self, fallback: FallbackSession) -> None:
         """Answer ``fallback``'s poll at the end of this loop iteration (with everything

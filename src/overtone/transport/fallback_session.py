@@ -45,8 +45,8 @@ class Registry(Protocol):
     ctx: ConnectionContext
     max_buffer: int
 
-    def item(self, frame: bytes) -> bytes:
-        """The frame's payload as a JSON string."""
+    def items(self, data: bytes) -> list[bytes]:
+        """The payloads of the frames in ``data``, each as a JSON string."""
 
     def soon(self, fallback: FallbackSession) -> None:
         """Answer ``fallback``'s waiting poll at the end of this loop iteration."""
@@ -99,25 +99,26 @@ class FallbackSession:
 
     # -- the hub's side (Session.write and Session.close) --------------------------------
 
-    def write(self, frame: bytes) -> None:
-        """Queue or send one frame's payload."""
+    def write(self, frames: bytes) -> None:
+        """Queue or send the payloads of one or more frames."""
         if self.closing is not None:
             return
-        item = self.registry.item(frame)
+        items = self.registry.items(frames)
+        size = sum(len(item) for item in items) if len(items) > 1 else len(items[0])
         stream = self.stream
         if stream is not None:
-            if stream.buffered() + len(item) > self.registry.max_buffer:
+            if stream.buffered() + size > self.registry.max_buffer:
                 self.drop("it stopped reading its stream")
                 return
             if not self.queue:  # the usual case: one chunk, nothing to join
-                stream.write(chunk(messages_line([item])))
+                stream.write(chunk(messages_line(items)))
                 self.last_write = self.registry.ctx.loop.time()
                 return
-        self.queued += len(item)
+        self.queued += size
         if self.queued > self.registry.max_buffer:
             self.drop("it stopped polling")
             return
-        self.queue.append(item)
+        self.queue.extend(items)
         if stream is not None:
             self.flush_stream()
         elif self.poll is not None:
