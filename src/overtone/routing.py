@@ -65,7 +65,8 @@ class Pending:
     """
 
     wait: Callable[[Callable[[], None]], None]
-    answer: Callable[[], Response]
+    answer: Callable[[], Response | Stream]
+    """What to send once ready: a response, or a response that stays open."""
     cancel: Callable[[], None] | None = None
     pause_reading: bool = True
     """Stop reading the connection meanwhile (a short wait); a long one keeps reading, so

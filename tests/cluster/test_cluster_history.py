@@ -11,7 +11,7 @@ from typing import Any
 from overtone.cluster.coordinator import Coordinator
 from overtone.cluster.sequencer import MemorySequencer
 from overtone.http.api import Api
-from overtone.routing import Response
+from overtone.routing import Response, Stream
 from support.cluster import HISTORY_APP, Bus, hub_of
 from support.fakes import FakeClient
 from support.signing import signed_target
@@ -50,9 +50,10 @@ def answer_once_loaded(answer: Response) -> Response:
     bus loads at once)."""
     pending = answer.pending
     assert pending is not None
-    ready: list[Response] = []
+    ready: list[Response | Stream] = []
     pending.wait(lambda: ready.append(pending.answer()))
     [final] = ready
+    assert isinstance(final, Response)
     return final
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import replace
 
 import pytest
 
@@ -295,18 +294,6 @@ async def test_metrics_and_the_dashboard_name_the_transport() -> None:
         stream.close()
     finally:
         await server.shutdown()
-
-
-async def test_the_fallback_is_off_with_several_workers(caplog: pytest.LogCaptureFixture) -> None:
-    server = Server(replace(load_settings(BASE_ENV), workers=2))
-    await server.start()
-    try:
-        assert server.listener is not None and server.listener.fallback is None
-        status, _, _ = await Client(server.port).poll()
-        assert status == 404
-    finally:
-        await server.shutdown()
-    assert "HTTP fallback is off with --workers 2" in caplog.text
 
 
 async def test_recovery_replays_missed_events_to_a_fallback_session(live: Server) -> None:

@@ -143,6 +143,10 @@ class Coordinator:
         """Called with this node's rank among live nodes when a restart is requested."""
         self.on_load: Callable[[str, dict[str, Any], float], None] | None = None
         """Called with ``(sender, message, now)`` for each other node's ``load`` report."""
+        self.on_fallback: Callable[[str, dict[str, Any]], None] | None = None
+        """Called with ``(sender, message)`` for each other node's HTTP fallback message."""
+        self.on_node: Callable[[str, bool], None] | None = None
+        """Called with ``(node, joined)`` when a node says hello (``True``) or is gone."""
         for app in node.registry:
             hub = node.hub(app)
             self.hubs[app.id] = hub
@@ -251,6 +255,10 @@ class Coordinator:
         """Queue this node's ``load`` report (the dashboard's figures and console)."""
         self._queue("", {**report, "t": "load"}, urgent=False)
 
+    def send_fallback(self, message: dict[str, Any]) -> None:
+        """Queue a message of the HTTP fallback's cluster side (sent at the next iteration)."""
+        self._queue("", {**message, "t": "fb"})
+
     def leave(self) -> None:
         """Queue a ``bye`` (clean shutdown)."""
         self._queue("", {"t": "bye"})
@@ -266,6 +274,8 @@ class Coordinator:
                 self._forget(node)
 
     def _forget(self, node: str) -> None:
+        if self.on_node is not None and node in self.last_seen:
+            self.on_node(node, False)
         self.last_seen.pop(node, None)
         self.synced.discard(node)
         self._asked.discard(node)
@@ -375,12 +385,16 @@ class Coordinator:
             if kind == "hello":
                 log.info("node %s joined", sender)
                 self._queue("", {"t": "sync", **self.state(now)})
+                if self.on_node is not None:
+                    self.on_node(sender, True)
             return True
         if kind == "bye":
             log.info("node %s left", sender)
             self._forget(sender)
         elif kind == "load" and self.on_load is not None:
             self.on_load(sender, message, now)
+        elif kind == "fb" and self.on_fallback is not None:
+            self.on_fallback(sender, message)
         elif kind == "restart" and self.on_restart is not None:
             rank = sorted([*self.last_seen, self.node_id]).index(self.node_id)
             self.on_restart(rank)

@@ -30,6 +30,7 @@ from overtone.server.api_routes import ApiRoutes
 from overtone.server.cluster_link import ClusterLink
 from overtone.server.webhooks import WebhookSender
 from overtone.stats import Latency
+from overtone.transport.fallback_cluster import FallbackCluster
 from overtone.transport.listener import Listener
 
 log = logging.getLogger("overtone.server")
@@ -122,6 +123,14 @@ class Server:
             ApiRoutes(self.api, self.latency),
         ]
         self.listener = Listener(self.settings, self.node, routes, loop)
+        fallback = self.listener.fallback
+        if self.cluster is not None and fallback is not None:
+            coordinator = self.cluster.coordinator
+            link = fallback.cluster = FallbackCluster(
+                fallback, self.node_id, coordinator.send_fallback
+            )
+            coordinator.on_fallback = link.receive
+            coordinator.on_node = link.node_changed
         self._port = await self.listener.listen(sock)
         self._ticker = loop.create_task(self._tick())
 

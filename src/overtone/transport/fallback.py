@@ -41,6 +41,7 @@ from overtone.protocol.errors import PusherError
 from overtone.protocol.frames import frame_payloads
 from overtone.routing import Pending, Request, Response, Stream
 from overtone.transport.context import ConnectionContext
+from overtone.transport.fallback_cluster import FallbackCluster
 from overtone.transport.fallback_session import (
     HEARTBEAT,
     LAST_CHUNK,
@@ -92,6 +93,8 @@ class FallbackSessions:
         self.sessions: dict[str, FallbackSession] = {}
         self.counts = {STREAMING: 0, POLLING: 0}
         """Open sessions by the transport that opened them."""
+        self.cluster: FallbackCluster | None = None
+        """Set when this node is part of a cluster (see :mod:`.fallback_cluster`)."""
         self._sweep: asyncio.TimerHandle | None = None
         self._due: list[FallbackSession] = []
         self._last_frame: bytes | None = None
@@ -133,6 +136,8 @@ class FallbackSessions:
             del self.sessions[fallback.key]
             self.counts[fallback.kind] -= 1
             self.ctx.fallback_sessions -= 1
+            if self.cluster is not None:
+                self.cluster.withdraw(fallback.key)
 
     def items(self, data: bytes) -> list[bytes]:
         """The payloads of the frames in ``data`` (one, or several a replay writes at once),
@@ -189,12 +194,59 @@ class FallbackSessions:
         if not _SERVER.fullmatch(server) or not _SESSION.fullmatch(session_id):
             return _json(404, "Not a session path", cors)
         key = f"{app_key}/{server}/{session_id}"
+        return self._route(key, app_key, kind, request, origin, cors, now, waited=False)
+
+    def _route(
+        self,
+        key: str,
+        app_key: str,
+        kind: str,
+        request: Request,
+        origin: bytes | None,
+        cors: tuple[tuple[bytes, bytes], ...],
+        now: float,
+        waited: bool,
+    ) -> Response | Stream:
         fallback = self.sessions.get(key)
+        cluster = self.cluster
+        if fallback is None and cluster is not None:
+            owner = cluster.owner(key)
+            if owner is not None:
+                return self._elsewhere(owner, key, kind, request.body, cors)
+            if not waited:  # the client's request may outrun the owner's announcement
+
+                def again() -> Response | Stream:
+                    later = self.ctx.loop.time()
+                    return self._route(key, app_key, kind, request, origin, cors, later, True)
+
+                return cluster.when_announced(key, again)
         if kind == "xhr_send":
             return self._send(fallback, request.body, cors, now)
         if fallback is None:
             return self._open(key, app_key, kind, request, origin, cors, now)
         return self._receive(fallback, kind, cors, now)
+
+    def _elsewhere(
+        self, owner: str, key: str, kind: str, body: bytes, cors: tuple[tuple[bytes, bytes], ...]
+    ) -> Response | Stream:
+        """A request for a session another node of the cluster holds."""
+        assert self.cluster is not None
+        if kind == "xhr_send":
+            items = self._items(body, None, cors)
+            if isinstance(items, Response):
+                return items
+            self.cluster.forward_send(owner, key, items)
+            return Response(204, b"", headers=(_NO_STORE, *cors))
+        if kind == "xhr_streaming":
+            head = _STREAM_HEAD_END
+            if cors:
+                head = _STREAM_HEAD + b"".join(n + b": " + v + b"\r\n" for n, v in cors) + b"\r\n"
+            return self.cluster.proxy_stream(owner, key, head)
+
+        def respond(data: bytes) -> Response:
+            return Response(200, data or HEARTBEAT, _BODY_TYPE, (_NO_STORE, *cors))
+
+        return self.cluster.proxy_poll(owner, key, respond)
 
     @staticmethod
     def _cors(
@@ -240,6 +292,8 @@ class FallbackSessions:
             return Response(200, OPEN + fallback.take(), _BODY_TYPE, (_NO_STORE, *cors))
         fallback.session = session
         self.sessions[key] = fallback
+        if self.cluster is not None:
+            self.cluster.announce(key)
         self.counts[transport] += 1
         ctx.fallback_sessions += 1
         if ctx.debug:
@@ -262,12 +316,7 @@ class FallbackSessions:
     ) -> Response | Stream:
         """A later receive request: it takes over from any still open."""
         fallback.touch()
-        if fallback.stream is not None:
-            old, fallback.stream = fallback.stream, None
-            old.write(LAST_CHUNK)
-            old.close()
-        if fallback.poll is not None:
-            self._answer_poll(fallback)
+        self.take_over(fallback)
         if kind == "xhr_streaming":
             return self._stream(fallback, cors, opening=False)
         if fallback.queue or fallback.closing is not None:
@@ -275,9 +324,7 @@ class FallbackSessions:
             return Response(200, fallback.take(), _BODY_TYPE, (_NO_STORE, *cors))
 
         def wait(ready: Callable[[], None]) -> None:
-            fallback.poll = ready
-            fallback.poll_since = self.ctx.loop.time()
-            fallback.idle_since = math.inf
+            self.wait_poll(fallback, ready)
 
         def answer() -> Response:
             body = fallback.take()
@@ -310,24 +357,58 @@ class FallbackSessions:
         """Client messages, in the order the requests arrive."""
         if fallback is None or fallback.session is None or fallback.closing is not None:
             return _json(404, "Unknown or expired session", cors)
+        items = self._items(body, fallback.hub.app.max_message_size, cors)
+        if isinstance(items, Response):
+            return items
+        self.deliver(fallback, items)
+        return Response(204, b"", headers=(_NO_STORE, *cors))
+
+    @staticmethod
+    def _items(
+        body: bytes, limit: int | None, cors: tuple[tuple[bytes, bytes], ...]
+    ) -> list[str] | Response:
+        """The messages of an ``xhr_send`` body, or the answer refusing it."""
         try:
             items = orjson.loads(body)
         except orjson.JSONDecodeError:
             items = None
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             return _json(400, "The body must be a JSON array of message strings", cors)
-        session, hub = fallback.session, fallback.hub
-        limit = hub.app.max_message_size
-        if any(len(text.encode()) > limit for text in items):
+        if limit is not None and any(len(text.encode()) > limit for text in items):
             return _json(413, f"A message is larger than {limit} bytes", cors)
+        return items
+
+    def deliver(self, fallback: FallbackSession, items: list[str]) -> None:
+        """Hand client messages to the hub, in order (also those another node forwarded)."""
+        session, hub = fallback.session, fallback.hub
+        if session is None:
+            return
+        now = self.ctx.loop.time()
         session.touch(now)
+        limit = hub.app.max_message_size
         for text in items:
             if session.closed:
                 break
+            if len(text.encode()) > limit:
+                continue
             if self.ctx.debug:
                 log.debug("%s <- %s", session.socket_id, text[:2000])
             hub.receive(session, text, now)
-        return Response(204, b"", headers=(_NO_STORE, *cors))
+
+    def take_over(self, fallback: FallbackSession) -> None:
+        """A new receive request arrived: end the stream or poll still open."""
+        if fallback.stream is not None:
+            old, fallback.stream = fallback.stream, None
+            old.write(LAST_CHUNK)
+            old.close()
+        if fallback.poll is not None:
+            self._answer_poll(fallback)
+
+    def wait_poll(self, fallback: FallbackSession, ready: Callable[[], None]) -> None:
+        """Let ``ready`` answer ``fallback``'s poll when something is queued (or it times out)."""
+        fallback.poll = ready
+        fallback.poll_since = self.ctx.loop.time()
+        fallback.idle_since = math.inf
 
 
 _PREFLIGHT = (

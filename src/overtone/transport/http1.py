@@ -276,7 +276,12 @@ class HttpConnection(asyncio.Protocol):
                 if pending.cancel is not None:
                     pending.cancel()
                 return
-            self._respond(request, pending.answer(), keep_alive)
+            final = pending.answer()
+            if isinstance(final, Stream):
+                self.waiting = None
+                self._open_stream(final)
+                return
+            self._respond(request, final, keep_alive)
             queued, self.waiting = self.waiting or [], None
             while queued and self.waiting is None and not self.closing:
                 self._answer(*queued.pop(0))

@@ -45,15 +45,7 @@ class Listener:
         a request of pusher-js's HTTP fallback transports (served first, when enabled)."""
         self.ctx = ConnectionContext(settings, node, routes, loop)
         self.fallback: FallbackSessions | None = None
-        if settings.http_fallback and settings.workers > 1:
-            # The kernel spreads connections, not sessions, over the workers: the requests
-            # of one session would reach different processes.
-            log.warning(
-                "pusher-js's HTTP fallback is off with --workers %d: run one worker per port "
-                "behind a load balancer with stickiness to serve it (docs/fallback.md)",
-                settings.workers,
-            )
-        elif settings.http_fallback:
+        if settings.http_fallback:
             self.fallback = FallbackSessions(self.ctx)
             self.ctx.routes = [self.fallback, *routes]
         self._server: asyncio.Server | None = None
