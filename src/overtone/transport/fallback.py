@@ -300,6 +300,7 @@ class FallbackSessions:
             log.debug("%s connected to app %s over %s", session.socket_id, app.id, transport)
         if kind == "xhr_streaming":
             return self._stream(fallback, cors, opening=True)
+        fallback.opening = False  # the "o" goes in this answer
         return Response(200, OPEN + fallback.take(), _BODY_TYPE, (_NO_STORE, *cors))
 
     def _refused(self, err: PusherError, cors: tuple[tuple[bytes, bytes], ...]) -> Response:

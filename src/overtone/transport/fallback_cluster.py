@@ -73,10 +73,12 @@ class RemoteStream:
 class StreamProxy:
     """A streaming response on this node that carries another node's session."""
 
-    __slots__ = ("writer",)
+    __slots__ = ("ended", "writer")
 
     def __init__(self, writer: StreamWriter) -> None:
         self.writer = writer
+        self.ended = False
+        """The owner sent the response's last chunk."""
 
 
 class FallbackCluster:
@@ -249,10 +251,11 @@ class FallbackCluster:
         if isinstance(target, StreamProxy):
             if data:
                 target.writer.write(data)
+                target.ended = target.ended or data.endswith(LAST_CHUNK)
             if end:
                 self.proxies.pop(rid, None)
                 self.proxied_to.pop(rid, None)
-                if not data.endswith(LAST_CHUNK):
+                if not target.ended:
                     target.writer.write(LAST_CHUNK)
                 target.writer.close()
             return
