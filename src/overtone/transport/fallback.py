@@ -194,6 +194,9 @@ class FallbackSessions:
         if not _SERVER.fullmatch(server) or not _SESSION.fullmatch(session_id):
             return _json(404, "Not a session path", cors)
         key = f"{app_key}/{server}/{session_id}"
+        if self.ctx.debug:  # the session path stays out of the log
+            known = "known" if key in self.sessions else "not held here"
+            log.debug("fallback %s %s (%s)", request.method, kind, known)
         return self._route(key, app_key, kind, request, origin, cors, now, waited=False)
 
     def _route(
