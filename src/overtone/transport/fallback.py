@@ -76,6 +76,13 @@ _STREAM_HEAD = (
 _STREAM_HEAD_END = _STREAM_HEAD + b"\r\n"
 
 
+def _stream_head(cors: tuple[tuple[bytes, bytes], ...]) -> bytes:
+    """The head of a streaming response: shared, unless it carries CORS headers."""
+    if not cors:
+        return _STREAM_HEAD_END
+    return _STREAM_HEAD + b"".join(n + b": " + v + b"\r\n" for n, v in cors) + b"\r\n"
+
+
 def _json(status: int, message: str, cors: tuple[tuple[bytes, bytes], ...]) -> Response:
     return Response(status, orjson.dumps({"error": message}), headers=(_NO_STORE, *cors))
 
@@ -235,16 +242,13 @@ class FallbackSessions:
         """A request for a session another node of the cluster holds."""
         assert self.cluster is not None
         if kind == "xhr_send":
-            items = self._items(body, None, cors)
+            items = self.items_of(body, None, cors)
             if isinstance(items, Response):
                 return items
             self.cluster.forward_send(owner, key, items)
             return Response(204, b"", headers=(_NO_STORE, *cors))
         if kind == "xhr_streaming":
-            head = _STREAM_HEAD_END
-            if cors:
-                head = _STREAM_HEAD + b"".join(n + b": " + v + b"\r\n" for n, v in cors) + b"\r\n"
-            return self.cluster.proxy_stream(owner, key, head)
+            return self.cluster.proxy_stream(owner, key, _stream_head(cors))
 
         def respond(data: bytes) -> Response:
             return Response(200, data or HEARTBEAT, _BODY_TYPE, (_NO_STORE, *cors))
@@ -345,11 +349,8 @@ class FallbackSessions:
     ) -> Stream:
         # Bound methods and a shared head, not closures: a stream lives as long as its
         # session, and closures cost about 400 bytes more per session (tracemalloc).
-        head = _STREAM_HEAD_END
-        if cors:
-            head = _STREAM_HEAD + b"".join(n + b": " + v + b"\r\n" for n, v in cors) + b"\r\n"
         fallback.opening = opening
-        return Stream(head, fallback.stream_opened, fallback.stream_closed)
+        return Stream(_stream_head(cors), fallback.stream_opened, fallback.stream_closed)
 
     def _send(
         self,
@@ -361,17 +362,18 @@ class FallbackSessions:
         """Client messages, in the order the requests arrive."""
         if fallback is None or fallback.session is None or fallback.closing is not None:
             return _json(404, "Unknown or expired session", cors)
-        items = self._items(body, fallback.hub.app.max_message_size, cors)
+        items = self.items_of(body, fallback.hub.app.max_message_size, cors)
         if isinstance(items, Response):
             return items
         self.deliver(fallback, items)
         return Response(204, b"", headers=(_NO_STORE, *cors))
 
     @staticmethod
-    def _items(
+    def items_of(
         body: bytes, limit: int | None, cors: tuple[tuple[bytes, bytes], ...]
     ) -> list[str] | Response:
-        """The messages of an ``xhr_send`` body, or the answer refusing it."""
+        """The messages of an ``xhr_send`` body, or the answer refusing it (larger than
+        ``limit`` bytes, when a limit is given)."""
         try:
             items = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -383,18 +385,16 @@ class FallbackSessions:
         return items
 
     def deliver(self, fallback: FallbackSession, items: list[str]) -> None:
-        """Hand client messages to the hub, in order (also those another node forwarded)."""
+        """Hand client messages to the hub, in order (also those another node forwarded);
+        the caller has checked them (:meth:`items_of`)."""
         session, hub = fallback.session, fallback.hub
         if session is None:
             return
         now = self.ctx.loop.time()
         session.touch(now)
-        limit = hub.app.max_message_size
         for text in items:
             if session.closed:
                 break
-            if len(text.encode()) > limit:
-                continue
             if self.ctx.debug:
                 log.debug("%s <- %s", session.socket_id, text[:2000])
             hub.receive(session, text, now)

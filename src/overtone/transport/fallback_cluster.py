@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from overtone.routing import Pending, Response, Stream, StreamWriter
 from overtone.transport.context import ConnectionContext
-from overtone.transport.fallback_session import LAST_CHUNK, FallbackSession
+from overtone.transport.fallback_session import HEARTBEAT, LAST_CHUNK, FallbackSession
 
 log = logging.getLogger("overtone.fallback")
 
@@ -68,6 +68,22 @@ class RemoteStream:
 
     def close(self) -> None:
         self.link.send({"k": "data", "to": self.node, "r": self.rid, "d": "", "end": True})
+
+
+class RemotePoll:
+    """The owner's side of a poll proxied by another node: answers it through the broker
+    with what is queued (a heartbeat when nothing)."""
+
+    __slots__ = ("fallback", "link", "node", "rid")
+
+    def __init__(self, link: FallbackCluster, node: str, rid: str, fallback: FallbackSession):
+        self.link, self.node, self.rid, self.fallback = link, node, rid, fallback
+
+    def __call__(self) -> None:
+        body = self.fallback.take() or HEARTBEAT
+        self.link.send(
+            {"k": "data", "to": self.node, "r": self.rid, "d": body.decode(), "end": True}
+        )
 
 
 class StreamProxy:
@@ -141,9 +157,6 @@ class FallbackCluster:
             self.waiting.setdefault(key, []).append(ready)
             state["timer"] = loop.call_later(ANNOUNCE_WAIT, self._announced, key, ready)
 
-        def answer() -> Response | Stream:
-            return then()
-
         def cancel() -> None:
             timer = state.get("timer")
             if timer is not None:
@@ -152,7 +165,7 @@ class FallbackCluster:
             if ready is not None and ready in self.waiting.get(key, []):
                 self.waiting[key].remove(ready)
 
-        return Response(200, b"", pending=Pending(wait, answer, cancel, pause_reading=False))
+        return Response(200, b"", pending=Pending(wait, then, cancel, pause_reading=False))
 
     def _announced(self, key: str, only: Callable[[], None] | None = None) -> None:
         waiting = self.waiting.get(key, [])
@@ -239,9 +252,10 @@ class FallbackCluster:
             stream = fallback.stream if fallback is not None else None
             if fallback is None:
                 return
-            if (isinstance(stream, RemoteStream) and stream.rid == rid) or getattr(
-                fallback.poll, "rid", None
-            ) == rid:
+            poll = fallback.poll
+            if (isinstance(stream, RemoteStream) and stream.rid == rid) or (
+                isinstance(poll, RemotePoll) and poll.rid == rid
+            ):
                 fallback.detach()
 
     def _data(self, rid: str, data: bytes, end: bool) -> None:
@@ -267,7 +281,9 @@ class FallbackCluster:
         fallback = self.registry.sessions.get(key)
         if fallback is None or fallback.session is None or not isinstance(items, list):
             return
-        self.registry.deliver(fallback, [str(item) for item in items])
+        limit = fallback.hub.app.max_message_size
+        texts = [str(item) for item in items]
+        self.registry.deliver(fallback, [t for t in texts if len(t.encode()) <= limit])
 
     def _serve(self, node: str, key: str, rid: str, kind: str) -> None:
         """Answer a receive request another node proxies for a session held here."""
@@ -282,15 +298,9 @@ class FallbackCluster:
         if kind == "xhr_streaming":
             fallback.stream_opened(RemoteStream(self, node, rid))
             return
-        link = self
-
-        def answer_remote() -> None:
-            body = fallback.take() or b"h\n"
-            link.send({"k": "data", "to": node, "r": rid, "d": body.decode(), "end": True})
-
-        answer_remote.rid = rid  # type: ignore[attr-defined]  # matched by a later "drop"
+        answer = RemotePoll(self, node, rid, fallback)
         if fallback.queue or fallback.closing is not None:
-            answer_remote()
+            answer()
             fallback.idle_since = self.registry.ctx.loop.time()
             return
-        self.registry.wait_poll(fallback, answer_remote)
+        self.registry.wait_poll(fallback, answer)
