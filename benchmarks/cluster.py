@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from typing import Any
 import orjson
 
 from benchmarks.cluster_report import nodes_table, workers_table
+from benchmarks.localprocs import ping_redis
 from benchmarks.procstat import process_tree
 from benchmarks.run import ROOT, Server, free_port, pinned, raise_nofile, run_client
 
@@ -72,7 +72,7 @@ class Redis:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return f"redis-server exited with {self.proc.returncode}"
-            if ping(self.port):
+            if ping_redis(self.port):
                 return None
             time.sleep(0.05)
         return f"redis-server not ready after {seconds:.0f} s"
@@ -88,15 +88,6 @@ def scaling_env(redis: Redis) -> dict[str, str]:
         "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
         "REDIS_PREFIX": f"bench{redis.port}:",
     }
-
-
-def ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 def stop_pid(proc: subprocess.Popen[bytes]) -> None:

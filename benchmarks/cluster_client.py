@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from benchmarks.loadclient import log, loop_name, parse_common, phase
-from benchmarks.phases import Ctx, api_rate, fanout, latency, open_conns
+from benchmarks.phases import Ctx, api_rate, fanout, finish, latency, open_conns
 from benchmarks.procstat import rss_kb
 from benchmarks.wsclient import WSConn
 
@@ -154,14 +154,7 @@ async def run(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
             conn.seen = None
         await phase(out, "api", api_rate(ctx, inflight=16, seconds=seconds))
     finally:
-        out["client_errors"] = {
-            "dropped": ctx.stats.dropped,
-            "errors": ctx.stats.errors,
-            "samples": ctx.stats.samples,
-        }
-        for conn in ctx.conns:
-            conn.close()
-        await asyncio.sleep(0.2)
+        await finish(ctx, out)
     return out
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from benchmarks.loadclient import log, loop_name, parse_common, phase
-from benchmarks.phases import Ctx, fanout, latency, open_conns
+from benchmarks.phases import Ctx, fanout, finish, latency, open_conns
 from benchmarks.procstat import rss_kb
 from benchmarks.wsclient import PONG, HttpConn, Stats, WSConn
 
@@ -224,14 +224,7 @@ async def run(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
         latency_subs = min(100, subscribed)
         await phase(out, "latency", latency(ctx, latency_subs, rate=20, seconds=args.seconds))
     finally:
-        out["client_errors"] = {
-            "dropped": ctx.stats.dropped,
-            "errors": ctx.stats.errors,
-            "samples": ctx.stats.samples,
-        }
-        for conn in ctx.conns:
-            conn.close()
-        await asyncio.sleep(0.2)
+        await finish(ctx, out)
     return out
 
 

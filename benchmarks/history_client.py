@@ -40,9 +40,9 @@ from benchmarks.history_client_http import (
     get_json,
     send_all,
 )
-from benchmarks.history_recovery import errors_of, run_recovery
+from benchmarks.history_recovery import run_recovery
 from benchmarks.loadclient import log, loop_name, parse_common, phase
-from benchmarks.phases import Ctx, fanout, latency, open_conns
+from benchmarks.phases import Ctx, errors_of, fanout, latency, open_conns
 from benchmarks.procstat import Meter, rss_kb
 from benchmarks.wsclient import HttpConn
 

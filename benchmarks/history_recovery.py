@@ -20,14 +20,9 @@ from benchmarks.history_client_http import (
     get_json,
 )
 from benchmarks.loadclient import log, loop_name
-from benchmarks.phases import Ctx, until
+from benchmarks.phases import Ctx, errors_of, until
 from benchmarks.procstat import Meter
 from benchmarks.wsclient import Stats, WSConn
-
-
-def errors_of(ctx: Ctx) -> dict[str, Any]:
-    st = ctx.stats
-    return {"dropped": st.dropped, "errors": st.errors, "samples": st.samples}
 
 
 class Tally:

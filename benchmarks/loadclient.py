@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks.phases import Ctx, api_rate, fanout, hold, latency, open_conns
+from benchmarks.phases import Ctx, api_rate, fanout, finish, hold, latency, open_conns
 from benchmarks.procstat import rss_kb
 
 
@@ -83,14 +83,7 @@ async def run(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
         await phase(out, "latency", latency(ctx, subscribers=100, rate=20, seconds=seconds))
         await phase(out, "api", api_rate(ctx, inflight=16, seconds=seconds))
     finally:
-        out["client_errors"] = {
-            "dropped": ctx.stats.dropped,
-            "errors": ctx.stats.errors,
-            "samples": ctx.stats.samples,
-        }
-        for conn in ctx.conns:
-            conn.close()
-        await asyncio.sleep(0.2)
+        await finish(ctx, out)
     return out
 
 

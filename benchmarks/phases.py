@@ -42,6 +42,20 @@ class Ctx:
         return conn
 
 
+def errors_of(ctx: Ctx) -> dict[str, Any]:
+    """What went wrong on the client side: connections dropped, errors, a few samples."""
+    st = ctx.stats
+    return {"dropped": st.dropped, "errors": st.errors, "samples": st.samples}
+
+
+async def finish(ctx: Ctx, out: dict[str, Any]) -> None:
+    """Record the client-side errors in ``out`` and close every connection."""
+    out["client_errors"] = errors_of(ctx)
+    for conn in ctx.conns:
+        conn.close()
+    await asyncio.sleep(0.2)
+
+
 async def until(fut: asyncio.Future[None], deadline: float) -> bool:
     """Wait for ``fut`` until the perf_counter deadline; False when time ran out."""
     try:
