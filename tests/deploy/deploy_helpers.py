@@ -248,3 +248,14 @@ def websocket_handshake(port: int, cert: Path, target: str) -> tuple[int, bytes]
         return answer.status, b"" if answer.status == 101 else answer.read()
     finally:
         conn.close()
+
+
+def start_nginx(directory: Path, config: str, port: int, server: str | None = None) -> Nginx:
+    """nginx on ``port`` with ``config`` (inside a server block with the directives
+    ``server``, when given), checked with ``nginx -t`` first; every path in ``directory``."""
+    generated = directory / "generated.conf"
+    generated.write_text(config)
+    conf = nginx_conf(directory, generated, server)
+    checked = nginx_test(conf)
+    assert checked.returncode == 0, f"{checked.stderr}\n{config}"
+    return Nginx(conf, port)

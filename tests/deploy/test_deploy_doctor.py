@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.deploy_helpers import binary, self_signed
-from deploy.test_deploy_nginx import UPGRADE_LINE, generate, start_nginx, start_overtone, write_env
+from deploy.deploy_helpers import binary, self_signed, start_nginx
+from deploy.test_deploy_nginx import UPGRADE_LINE, generate, start_overtone, write_env
 from support.servers import APP_ID, APP_KEY, APP_SECRET, ServerProcess, free_port, scaled
 
 

@@ -25,7 +25,6 @@ import pytest
 from pusher.requests import RequestsBackend
 
 from deploy.deploy_helpers import (
-    Nginx,
     binary,
     clean_env,
     cli,
@@ -33,6 +32,7 @@ from deploy.deploy_helpers import (
     nginx_conf,
     nginx_test,
     self_signed,
+    start_nginx,
     tls_context,
     until,
     websocket_handshake,
@@ -68,15 +68,6 @@ def generate(tmp_path: Path, env: Path, *flags: str) -> str:
 def tls_flags(tmp_path: Path, port: int) -> list[str]:
     cert, key = self_signed(tmp_path)
     return ["--listen", f"127.0.0.1:{port}", "--ssl-cert", str(cert), "--ssl-key", str(key)]
-
-
-def start_nginx(tmp_path: Path, config: str, port: int, server: str | None = None) -> Nginx:
-    generated = tmp_path / "generated.conf"
-    generated.write_text(config)
-    conf = nginx_conf(tmp_path, generated, server)
-    checked = nginx_test(conf)
-    assert checked.returncode == 0, f"{checked.stderr}\n{config}"
-    return Nginx(conf, port)
 
 
 def start_overtone(tmp_path: Path, extra_env: dict[str, str] | None = None) -> ServerProcess:

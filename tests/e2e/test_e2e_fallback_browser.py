@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.deploy_helpers import Nginx, binary, cli, nginx_conf, nginx_test, self_signed
+from deploy.deploy_helpers import Nginx, binary, cli, self_signed, start_nginx
 from e2e.e2e_helpers import CHROMIUM, Scenario, python_sdk
 from support.servers import ServerProcess, free_port, start_server
 
@@ -69,12 +69,7 @@ def test_chromium_falls_back_behind_a_proxy_refusing_websockets(
             "    proxy_buffering off; proxy_read_timeout 120s; }",
         ]
     )
-    empty = tmp_path / "empty.conf"
-    empty.write_text("")
-    conf = nginx_conf(tmp_path, empty, server)
-    checked = nginx_test(conf)
-    assert checked.returncode == 0, checked.stderr
-    proxy = Nginx(conf, port)
+    proxy = start_nginx(tmp_path, "", port, server)
     try:
         result = run_page(overtone, port, tls=False)
     finally:
@@ -94,8 +89,6 @@ def test_chromium_falls_back_through_the_generated_tls_config(
     generated = cli("deploy", "nginx", "--env-file", str(env), *flags)
     assert generated.code == 0, generated.err
     assert "proxy_buffering off;" in generated.out and "/pusher/app/" in generated.out
-    locations = tmp_path / "locations.conf"
-    locations.write_text(generated.out)
     cert, key = self_signed(tmp_path)
     server = "\n".join(
         [
@@ -104,10 +97,7 @@ def test_chromium_falls_back_through_the_generated_tls_config(
             REFUSE_UPGRADES,
         ]
     )
-    conf = nginx_conf(tmp_path, locations, server)
-    checked = nginx_test(conf)
-    assert checked.returncode == 0, checked.stderr
-    proxy = Nginx(conf, port)
+    proxy = start_nginx(tmp_path, generated.out, port, server)
     try:
         result = run_page(overtone, port, tls=True)
     finally:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.deploy_helpers import Nginx, binary, nginx_conf, nginx_test
+from deploy.deploy_helpers import binary, start_nginx
 from e2e.e2e_helpers import run_scenario
 from e2e.test_e2e_cluster import assert_clean_logs, cluster_env, joined_nodes
 from support.redis_server import RedisServer
@@ -27,9 +27,8 @@ def test_fallback_sessions_behind_a_round_robin_balancer(
     with joined_nodes(tmp_path, env, 3) as nodes:
         port = free_port()
         upstream = "".join(f"server 127.0.0.1:{node.port}; " for node in nodes)
-        include = tmp_path / "balancer.conf"
         upstreams = tmp_path / "upstreams.log"
-        include.write_text(
+        balancer_conf = (
             f"upstream overtone_nodes {{ {upstream}}}\n"  # round-robin, no stickiness
             "log_format upstream '$upstream_addr $request';\n"
             f"server {{ listen 127.0.0.1:{port}; access_log {upstreams} upstream;\n"
@@ -38,10 +37,7 @@ def test_fallback_sessions_behind_a_round_robin_balancer(
             "    proxy_read_timeout 120s; } }\n"
         )
         (tmp_path / "nginx").mkdir()
-        conf = nginx_conf(tmp_path / "nginx", include)
-        checked = nginx_test(conf)
-        assert checked.returncode == 0, checked.stderr
-        balancer = Nginx(conf, port)
+        balancer = start_nginx(tmp_path / "nginx", balancer_conf, port)
         try:
             result = run_scenario(replace(nodes[0], port=port), "fallback_cluster", timeout=120)
         finally:

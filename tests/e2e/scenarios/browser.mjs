@@ -2,13 +2,9 @@
 // page using pusher-js's browser build and laravel-echo's IIFE build from node_modules. At stage
 // "subscribed" the Python side triggers two `headline` events; the page lists them in the DOM.
 // Optional: OVERTONE_SCREENSHOT (a PNG path), OVERTONE_CHROMIUM (default /usr/bin/chromium).
-import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import path from 'node:path';
+import { chromiumPage, servePage } from './chromium.mjs';
 
-import { chromiumPage } from './chromium.mjs';
-
-import { E2E_DIR, env, ms, onExit, scenario, stage } from './lib.mjs';
+import { env, ms, scenario, stage } from './lib.mjs';
 
 const CHANNEL = 'browser-news';
 const FILES = {
@@ -17,26 +13,10 @@ const FILES = {
   '/echo.js': ['node_modules/laravel-echo/dist/echo.iife.js', 'text/javascript'],
 };
 
-/** A static server on 127.0.0.1 for the page and the two client builds only. */
-async function servePage() {
-  const server = createServer((request, response) => {
-    const file = FILES[new URL(request.url, 'http://x').pathname];
-    if (!file) {
-      response.writeHead(404).end();
-      return;
-    }
-    response.writeHead(200, { 'content-type': file[1] });
-    response.end(readFileSync(path.join(E2E_DIR, file[0])));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  onExit(() => server.close());
-  return `http://127.0.0.1:${server.address().port}/`;
-}
-
 scenario(
   'browser',
   async () => {
-    const origin = await servePage();
+    const origin = await servePage(FILES);
     const page = await chromiumPage();
     const problems = [];
     const sockets = [];

@@ -1,13 +1,14 @@
 // Headless Chromium for the browser scenarios: Debian's /usr/bin/chromium (or
 // OVERTONE_CHROMIUM) driven by playwright-core, with a fresh profile removed on exit and the
 // flags that keep it off the network except for the pages it is sent to.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { chromium } from 'playwright-core';
 
-import { ms, onExit } from './lib.mjs';
+import { E2E_DIR, ms, onExit } from './lib.mjs';
 
 const FLAGS = [
   '--headless',
@@ -38,4 +39,23 @@ export async function chromiumPage(options = {}) {
   });
   onExit(() => context.close());
   return context.pages()[0] ?? (await context.newPage());
+}
+
+/**
+ * A static server on 127.0.0.1 for `files` only (`{path: [file under tests/e2e, type]}`),
+ * closed when the scenario ends; its origin URL.
+ */
+export async function servePage(files) {
+  const server = createServer((request, response) => {
+    const file = files[new URL(request.url, 'http://x').pathname];
+    if (!file) {
+      response.writeHead(404).end();
+      return;
+    }
+    response.writeHead(200, { 'content-type': file[1] });
+    response.end(readFileSync(path.join(E2E_DIR, file[0])));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  onExit(() => server.close());
+  return `http://127.0.0.1:${server.address().port}/`;
 }

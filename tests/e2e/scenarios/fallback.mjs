@@ -11,8 +11,7 @@ import {
   PusherJS,
   check,
   connected,
-  env,
-  onExit,
+  fallbackClient,
   pusherClient,
   record,
   scenario,
@@ -28,24 +27,15 @@ const Build = process.env.PUSHER_JS === '7' ? PusherJS7 : PusherJS;
 const masterKey = randomBytes(32).toString('base64');
 const sdk = serverSdk({ encryptionMasterKeyBase64: masterKey });
 
-/** A pusher-js client that may only use the fallback transport under test. */
-function fallbackClient(user) {
-  const client = new Build(env.key, {
-    cluster: 'mt1',
-    wsHost: env.host,
-    wsPort: env.port,
-    httpHost: env.host,
-    httpPort: env.port,
-    forceTLS: false,
-    enabledTransports: [TRANSPORT],
-    disableStats: true,
+/** A client that may only use the fallback transport under test, signed in as `user`. */
+function userClient(user) {
+  const auth = {
     channelAuthorization: sdkChannelAuthorization(sdk, (_, name) =>
       name.startsWith('presence-') ? { user_id: user.id } : undefined,
     ),
     userAuthentication: sdkUserAuthentication(sdk, user),
-  });
-  onExit(() => client.disconnect());
-  return client;
+  };
+  return fallbackClient(TRANSPORT, auth, Build);
 }
 
 const transportOf = (client) => client.connection.connection?.transport?.name;
@@ -53,7 +43,7 @@ const transportOf = (client) => client.connection.connection?.transport?.name;
 scenario(
   `fallback-${TRANSPORT}`,
   async () => {
-    const ada = fallbackClient({ id: 'ada', watchlist: ['bob'] });
+    const ada = userClient({ id: 'ada', watchlist: ['bob'] });
     const adaSocket = await connected(ada, 10000);
     check(transportOf(ada) === TRANSPORT, 'ada is on the fallback transport', transportOf(ada));
     const bob = pusherClient({
@@ -114,7 +104,7 @@ scenario(
 
     // A client that stops polling (pusher-js closes HTTP sessions without telling the
     // server) leaves presence once the server's session timeout has passed.
-    const cy = fallbackClient({ id: 'cy' });
+    const cy = userClient({ id: 'cy' });
     await connected(cy, 10000);
     await subscribed(cy, 'presence-room', 10000);
     await waitUntil('cy joined', () => bobRoom.members.count === 3, 10000);

@@ -4,13 +4,9 @@
 // "subscribed" the Python side publishes two `headline` events, which the page lists.
 // Reports the transport and the times from `new Pusher()` to connected, subscribed and the
 // first event.
-import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import path from 'node:path';
+import { chromiumPage, servePage } from './chromium.mjs';
 
-import { chromiumPage } from './chromium.mjs';
-
-import { E2E_DIR, env, ms, onExit, scenario, stage } from './lib.mjs';
+import { env, ms, scenario, stage } from './lib.mjs';
 
 const CHANNEL = 'fallback-news';
 const FILES = {
@@ -18,25 +14,10 @@ const FILES = {
   '/pusher.js': ['node_modules/pusher-js/dist/web/pusher.min.js', 'text/javascript'],
 };
 
-async function servePage() {
-  const server = createServer((request, response) => {
-    const file = FILES[new URL(request.url, 'http://x').pathname];
-    if (!file) {
-      response.writeHead(404).end();
-      return;
-    }
-    response.writeHead(200, { 'content-type': file[1] });
-    response.end(readFileSync(path.join(E2E_DIR, file[0])));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  onExit(() => server.close());
-  return `http://127.0.0.1:${server.address().port}/`;
-}
-
 scenario(
   'fallback_browser',
   async () => {
-    const origin = await servePage();
+    const origin = await servePage(FILES);
     const tls = process.env.OVERTONE_TLS === '1';
     const page = await chromiumPage({ ignoreHTTPSErrors: tls });
     const problems = [];

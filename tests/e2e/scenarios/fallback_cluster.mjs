@@ -3,11 +3,9 @@
 // channel, exchange client events, and receive 100 events published through the nginx (so
 // through every node in turn): each must get all of them once, in order.
 import {
-  PusherJS,
   check,
   connected,
-  env,
-  onExit,
+  fallbackClient,
   record,
   scenario,
   sdkChannelAuthorization,
@@ -19,27 +17,12 @@ import {
 const CHANNEL = 'private-ward';
 const sdk = serverSdk();
 
-function client(transport) {
-  const pusher = new PusherJS(env.key, {
-    cluster: 'mt1',
-    wsHost: env.host,
-    wsPort: env.port,
-    httpHost: env.host,
-    httpPort: env.port,
-    forceTLS: false,
-    enabledTransports: [transport],
-    disableStats: true,
-    channelAuthorization: sdkChannelAuthorization(sdk),
-  });
-  onExit(() => pusher.disconnect());
-  return pusher;
-}
-
 scenario(
   'fallback_cluster',
   async () => {
-    const a = client('xhr_streaming');
-    const b = client('xhr_polling');
+    const auth = { channelAuthorization: sdkChannelAuthorization(sdk) };
+    const a = fallbackClient('xhr_streaming', auth);
+    const b = fallbackClient('xhr_polling', auth);
     await connected(a, 15000);
     await connected(b, 15000);
     const transports = [a, b].map((p) => p.connection.connection?.transport?.name);

@@ -5,7 +5,7 @@
 // 21..180, then restores it. Every one of the 180 must arrive once, in order.
 import PusherJS7 from 'pusher-js-7';
 
-import { PusherJS, env, onExit, scenario, stage, subscribed, waitUntil } from './lib.mjs';
+import { PusherJS, fallbackClient, scenario, stage, subscribed, waitUntil } from './lib.mjs';
 import { OvertoneRecovery } from './recovery_lib.mjs';
 
 const TRANSPORT = process.env.FALLBACK_TRANSPORT;
@@ -15,17 +15,7 @@ const CHANNEL = 'fallback-recovery';
 scenario(
   `fallback_recovery ${TRANSPORT} ${process.env.PUSHER_JS || '8'}`,
   async () => {
-    const pusher = new Build(env.key, {
-      cluster: 'mt1',
-      wsHost: env.host,
-      wsPort: env.port,
-      httpHost: env.host,
-      httpPort: env.port,
-      forceTLS: false,
-      enabledTransports: [TRANSPORT],
-      disableStats: true,
-    });
-    onExit(() => pusher.disconnect());
+    const pusher = fallbackClient(TRANSPORT, {}, Build);
     const resyncs = [];
     const states = [];
     OvertoneRecovery.install(pusher, { onResync: (name) => resyncs.push(name) });

@@ -194,6 +194,18 @@ export function pusherClient(extra = {}) {
   return client;
 }
 
+/**
+ * A pusher-js client that may only use the HTTP fallback `transport` (`xhr_streaming` or
+ * `xhr_polling`), on the same host and port; `Build` is pusher-js 8 unless given (e.g. 7).
+ * Disconnected when the scenario ends.
+ */
+export function fallbackClient(transport, extra = {}, Build = PusherJS) {
+  const options = { httpHost: env.host, httpPort: env.port, enabledTransports: [transport] };
+  const client = new Build(env.key, clientOptions({ ...options, ...extra }));
+  clients.push(client);
+  return client;
+}
+
 /** A laravel-echo instance with the `reverb` broadcaster and pusher-js as its Pusher. */
 export function echoClient(extra = {}) {
   const echo = new Echo({
