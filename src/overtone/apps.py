@@ -21,9 +21,13 @@ WEBHOOK_EVENTS = frozenset(
         "member_removed",
         "client_event",
         "cache_miss",
+        "subscription_count",
     }
 )
 """The webhook events of protocol.md §6."""
+
+OPT_IN_WEBHOOKS = frozenset({"subscription_count"})
+"""Webhook events sent only when the app lists them: a busy channel's count changes often."""
 
 
 class ClientEventsFrom(StrEnum):
@@ -69,7 +73,18 @@ class App:
     """Per-channel event history and recovery (protocol.md §8)."""
     webhook_urls: tuple[str, ...] = ()
     webhook_events: frozenset[str] | None = None
-    """Webhook event names to send (``None``: all of :data:`WEBHOOK_EVENTS`)."""
+    """Webhook event names to send (``None``: all of :data:`WEBHOOK_EVENTS` but the
+    :data:`OPT_IN_WEBHOOKS`)."""
+    subscription_count: bool = False
+    """Send ``pusher_internal:subscription_count`` to the subscribers of public, private,
+    encrypted and cache channels when their count changes (hosted Pusher's subscription
+    counting)."""
+    authorized_connections: bool = False
+    """Close, with 4009, connections that neither sign in nor subscribe to a private or
+    presence channel within :attr:`authorization_timeout`; only authorized connections
+    count against :attr:`max_connections`."""
+    authorization_timeout: float = 30.0
+    """Seconds a connection has to become authorized, when that is required."""
 
     @property
     def ping_after(self) -> int:
@@ -82,9 +97,11 @@ class App:
 
     def wants_webhook(self, name: str) -> bool:
         """Whether webhook event ``name`` is configured to be sent for this app."""
-        return bool(self.webhook_urls) and (
-            self.webhook_events is None or name in self.webhook_events
-        )
+        if not self.webhook_urls:
+            return False
+        if self.webhook_events is None:
+            return name not in OPT_IN_WEBHOOKS
+        return name in self.webhook_events
 
     def origin_allowed(self, origin: str | None) -> bool:
         """Whether a WebSocket ``Origin`` header is allowed (host patterns, ``*`` wildcards).

@@ -33,6 +33,9 @@ _APP_FIELDS: dict[str, Callable[[str, str], Any]] = {
     "max_presence_members": int_value(1),
     "max_presence_user_info": int_value(1),
     "cache_ttl": float_value(1),
+    "subscription_count": bool_value,
+    "authorized_connections": bool_value,
+    "authorization_timeout": float_value(1),
 }
 _HISTORY_FIELDS: dict[str, Callable[[str, str], Any]] = {
     "enabled": bool_value,

@@ -219,7 +219,25 @@ def _app_from_env(env: Env) -> App | None:
         history=_history(env),
         webhook_urls=env.get("OVERTONE_WEBHOOK_URL", (), urls),
         webhook_events=env.get("OVERTONE_WEBHOOK_EVENTS", None, webhook_events),
+        **_access(env),
     )
+
+
+def _access(env: Env) -> dict[str, Any]:
+    """Hosted Pusher's per-app features for the app of the ``REVERB_APP_*`` variables (or
+    the development app): subscription counting and authorized connections."""
+    base = DEV_APP
+    return {
+        "subscription_count": env.get(
+            "OVERTONE_SUBSCRIPTION_COUNT", base.subscription_count, bool_value
+        ),
+        "authorized_connections": env.get(
+            "OVERTONE_AUTHORIZED_CONNECTIONS", base.authorized_connections, bool_value
+        ),
+        "authorization_timeout": env.get(
+            "OVERTONE_AUTHORIZATION_TIMEOUT", base.authorization_timeout, float_value(1)
+        ),
+    }
 
 
 def _history(env: Env) -> HistoryLimits:
@@ -253,7 +271,7 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
                 "APP_ENV=production but no app is configured: set REVERB_APP_ID, "
                 "REVERB_APP_KEY and REVERB_APP_SECRET (or OVERTONE_APPS_FILE)"
             )
-        apps = [replace(DEV_APP, history=_history(env))]
+        apps = [replace(DEV_APP, history=_history(env), **_access(env))]
     if production:
         for app in apps:
             if app.key == DEV_APP.key or app.secret == DEV_APP.secret:

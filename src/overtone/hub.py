@@ -58,6 +58,7 @@ class Hub(HubSubscriptions):
             return None
         session = Session(self._new_socket_id(), write, close, now)
         self.sessions[session.socket_id] = session
+        self._await_authorization(session, now)
         self.stats.connections_opened += 1
         if self.emit is not None:
             self.emit({"t": "conn", "d": 1})
@@ -74,8 +75,14 @@ class Hub(HubSubscriptions):
         if not self.app.origin_allowed(origin):
             return errors.BAD_ORIGIN
         limit = self.app.max_connections
-        if limit is not None and len(self.sessions) + self.remote.connections >= limit:
-            return errors.OVER_QUOTA
+        if limit is not None:
+            # With authorized connections on, only those count against the quota.
+            if self.app.authorized_connections:
+                counted = self.authorized_count()
+            else:
+                counted = len(self.sessions) + self.remote.connections
+            if counted >= limit:
+                return errors.OVER_QUOTA
         return None
 
     def disconnect(self, session: Session, code: int | None = None) -> None:
@@ -90,6 +97,7 @@ class Hub(HubSubscriptions):
             self._leave(session, name)
         if session.user_id is not None:
             self._sign_out(session)
+        self._forget_authorized(session)
         if self.emit is not None:
             self.emit({"t": "conn", "d": -1})
         if self.trace is not None:
@@ -111,10 +119,15 @@ class Hub(HubSubscriptions):
     def tick(self, now: float) -> None:
         """Keepalive and housekeeping; call about once a second.
 
+        A connection still unauthorized at its deadline (authorized connections) is closed
+        with 4009.
+
         A session silent for ``App.ping_after`` (the activity timeout, or the app's
         ``ping_interval`` if shorter) gets ``pusher:ping``; one that stays silent
         ``pong_timeout`` longer is closed with 4201.
         """
+        for session in self._unauthorized_at(now):
+            self.close_session(session, errors.NOT_AUTHORIZED_IN_TIME)
         idle = self.app.ping_after
         for session in list(self.sessions.values()):
             if session.ping_sent is not None:
@@ -125,6 +138,7 @@ class Hub(HubSubscriptions):
                 session.write(PING_FRAME)
                 self.stats.sent(PING_FRAME)
         self.cache.sweep(now)
+        self.sweep_counts(now)
         if self.history is not None and now - self._history_swept >= HISTORY_SWEEP:
             self._history_swept = now
             self.history.sweep(now, self.channels.__contains__)
@@ -150,7 +164,9 @@ class Hub(HubSubscriptions):
         elif event == "pusher:pong":
             pass
         elif event == "pusher:subscribe":
-            self._subscribe(session, data, now)
+            refusal = self._subscribe(session, data, now)
+            if refusal is not None:
+                self.close_session(session, refusal)
         elif event == "pusher:unsubscribe":
             if isinstance(data, dict) and isinstance(data.get("channel"), str):
                 self._leave(session, data["channel"])
@@ -162,6 +178,8 @@ class Hub(HubSubscriptions):
             self._sign_in(session, data)
         elif event.startswith("client-"):
             self._client_event(session, event, message.get("channel"), data, now)
+        elif event.startswith("pusher_internal:"):
+            self._send_error(session, errors.reserved_event(event))
         else:
             self._send_error(session, errors.INVALID_MESSAGE)
 
@@ -235,6 +253,10 @@ class Hub(HubSubscriptions):
         result = parse_signin(self.app.key, self.app.secret, session.socket_id, data)
         if isinstance(result, PusherError):
             self.close_session(session, result)
+            return
+        refusal = self._authorize(session)
+        if refusal is not None:
+            self.close_session(session, refusal)
             return
         user_id, user_data, watchlist = result
         if session.user_id is not None:

@@ -10,12 +10,14 @@ count what was sent. The behaviour (what each client message or API call does) i
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from overtone.apps import App
 from overtone.channels.cache import EventCache
 from overtone.channels.channel import Channel
+from overtone.channels.counts import CountFeed
 from overtone.channels.history import History, HistoryBudget
 from overtone.channels.replica import OrderedShare, RemoteApp
 from overtone.channels.watchlist import Watchlists
@@ -87,6 +89,20 @@ class HubState:
         self.trace: Trace | None = None
         """Set while a dashboard console watches this node; ``None`` otherwise, so the
         hot paths pay one attribute test when nobody watches."""
+        self.count_events = CountFeed() if app.subscription_count else None
+        """Channels owing their subscribers a ``subscription_count`` event (app option)."""
+        self.count_hooks = CountFeed() if app.wants_webhook("subscription_count") else None
+        """Channels owing the backend a ``subscription_count`` webhook (listed by the app)."""
+        self.counts_due: Callable[[float], None] | None = None
+        """Set by the transport: call :meth:`~overtone.hub.Hub.flush_counts` in this many
+        seconds (an earlier call already arranged stands if it comes sooner)."""
+        self.speaks_for_cluster = True
+        """Whether this node sends the webhooks one node sends for the cluster (set by the
+        cluster layer: one node at a time)."""
+        self.authorized = 0
+        """Authorized connections on this node, counted while the app requires them."""
+        self.unauthorized: deque[tuple[float, Session]] = deque()
+        """``(deadline, session)`` of connections that must become authorized, oldest first."""
 
     # -- output ---------------------------------------------------------------------------
 

@@ -12,19 +12,25 @@ from typing import Any
 from overtone.channels.channel import Channel
 from overtone.channels.history import StreamSnapshot
 from overtone.channels.subscription import SubscriptionRefused, check_subscription
+from overtone.hub_authorization import HubAuthorization
+from overtone.hub_counts import HubCounts
 from overtone.hub_streams import CatchUp, HubStreams
 from overtone.protocol import errors, messages
 from overtone.protocol.channel_names import classify
+from overtone.protocol.errors import PusherError
 from overtone.session import Session
 
 
-class HubSubscriptions(HubStreams):
-    """Subscriptions and presence on top of the hub's state and streams."""
+class HubSubscriptions(HubStreams, HubCounts, HubAuthorization):
+    """Subscriptions and presence on top of the hub's state, streams, counts and
+    authorization."""
 
-    def _subscribe(self, session: Session, data: object, now: float) -> None:
+    def _subscribe(self, session: Session, data: object, now: float) -> PusherError | None:
+        """Handle ``pusher:subscribe``; the error to close the connection with, if any (a
+        signed subscription the connection quota has no room for)."""
         if not isinstance(data, dict):
             self._send_error(session, errors.INVALID_MESSAGE)
-            return
+            return None
         name = data.get("channel")
         try:
             member = check_subscription(self.app, session, data, self.presence_members)
@@ -40,8 +46,12 @@ class HubSubscriptions(HubStreams):
                         "message": refused.message,
                     },
                 )
-            return
+            return None
         assert isinstance(name, str)
+        if classify(name).needs_auth:  # a signed subscription authorizes the connection
+            refusal = self._authorize(session)
+            if refusal is not None:
+                return refusal
         receiving = self._receives(session, name)  # e.g. #server-to-user since sign-in
         channel = self._add_subscriber(session, name)
         if not receiving and member is not None and channel.roster is not None:
@@ -55,8 +65,9 @@ class HubSubscriptions(HubStreams):
             self.loading.setdefault(name, []).append((session, recover))
             if not reading:  # after registering: a store may answer at once
                 self.load_stream(name)
-            return
+            return None
         self._subscribed(session, channel, recover, now)
+        return None
 
     def _receives(self, session: Session, name: str) -> bool:
         """Whether ``session`` receives channel ``name`` (subscribed, or its own
@@ -74,6 +85,8 @@ class HubSubscriptions(HubStreams):
             channel.subscribers[session.socket_id] = session
             if self.emit is not None:
                 self.emit({"t": "sub", "c": name, "d": 1})
+            if self.count_events is not None or self.count_hooks is not None:
+                self.count_changed(name)
             if len(channel.subscribers) == 1 and not self.remote.subscription_count(name):
                 self._lifecycle_hook("channel_occupied", channel=name)
         return channel
@@ -91,6 +104,7 @@ class HubSubscriptions(HubStreams):
             session,
             messages.subscription_succeeded(name, payload.decode(), position, recovered),
         )
+        self._send_count(session, name)
         if self.trace is not None:
             self.trace(
                 "subscribed",
@@ -164,6 +178,8 @@ class HubSubscriptions(HubStreams):
             channel.pending.discard(session.socket_id)
         if self.emit is not None:
             self.emit({"t": "sub", "c": name, "d": -1})
+        if self.count_events is not None or self.count_hooks is not None:
+            self.count_changed(name)
         if channel.roster is not None:
             gone = channel.roster.leave(session.socket_id)
             if gone is not None and self.trace is not None:

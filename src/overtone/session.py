@@ -19,6 +19,7 @@ class Session:
     """State of one WebSocket connection to one app."""
 
     __slots__ = (
+        "authorized",
         "channels",
         "close",
         "closed",
@@ -46,6 +47,9 @@ class Session:
         self.rate_window = now
         self.rate_count = 0
         self.closed = False
+        self.authorized = True
+        """Whether it counts as an authorized connection; ``False`` until it signs in or
+        makes a signed subscription, when the app requires that (authorized connections)."""
 
     def touch(self, now: float) -> None:
         """Record activity: any frame from the peer answers an outstanding ping."""

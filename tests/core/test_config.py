@@ -228,3 +228,54 @@ def test_the_development_app_honours_the_history_variables() -> None:
     assert settings.apps[0].history.enabled is False
     with pytest.raises(ConfigError, match="OVERTONE_HISTORY_TTL"):
         load_settings({"OVERTONE_HISTORY_TTL": "soon"})
+
+
+def test_hosted_pusher_features_from_variables_and_the_apps_file(tmp_path: Path) -> None:
+    app = load_settings(
+        {
+            **REVERB,
+            "OVERTONE_SUBSCRIPTION_COUNT": "true",
+            "OVERTONE_AUTHORIZED_CONNECTIONS": "true",
+            "OVERTONE_AUTHORIZATION_TIMEOUT": "12.5",
+            "OVERTONE_WEBHOOK_URL": "http://127.0.0.1:1/hooks",
+            "OVERTONE_WEBHOOK_EVENTS": "channel_occupied,subscription_count",
+        }
+    ).apps[0]
+    assert app.subscription_count and app.authorized_connections
+    assert app.authorization_timeout == 12.5
+    assert app.wants_webhook("subscription_count")
+    plain = load_settings({**REVERB, "OVERTONE_WEBHOOK_URL": "http://127.0.0.1:1/hooks"}).apps[0]
+    assert not plain.subscription_count and not plain.authorized_connections
+    assert plain.authorization_timeout == 30
+    assert plain.wants_webhook("channel_vacated") and not plain.wants_webhook("subscription_count")
+    dev = load_settings({"OVERTONE_SUBSCRIPTION_COUNT": "1"}).apps[0]
+    assert dev.key == DEV_APP.key and dev.subscription_count
+    toml = tmp_path / "apps.toml"
+    toml.write_text(
+        '[[apps]]\nid = "a"\nkey = "ka"\nsecret = "sa"\nsubscription_count = true\n'
+        "authorized_connections = true\nauthorization_timeout = 5\n"
+    )
+    [listed] = load_settings({"OVERTONE_APPS_FILE": str(toml)}).apps
+    assert listed.subscription_count and listed.authorized_connections
+    assert listed.authorization_timeout == 5
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("OVERTONE_SUBSCRIPTION_COUNT", "maybe", "not a boolean"),
+        ("OVERTONE_AUTHORIZED_CONNECTIONS", "yes please", "not a boolean"),
+        ("OVERTONE_AUTHORIZATION_TIMEOUT", "soon", "not a number"),
+        ("OVERTONE_AUTHORIZATION_TIMEOUT", "0.5", "at least 1"),
+    ],
+)
+def test_bad_hosted_pusher_feature_settings_name_the_variable(
+    tmp_path: Path, name: str, value: str, words: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"{name}.*{words}"):
+        load_settings({**REVERB, name: value})
+    key = name.removeprefix("OVERTONE_").lower()
+    toml = tmp_path / "apps.toml"
+    toml.write_text(f'[[apps]]\nid = "a"\nkey = "ka"\nsecret = "sa"\n{key} = "{value}"\n')
+    with pytest.raises(ConfigError, match=rf"apps\[0\]\.{key}.*{words}"):
+        load_settings({"OVERTONE_APPS_FILE": str(toml)})

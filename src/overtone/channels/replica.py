@@ -26,6 +26,8 @@ class Share:
     channels: dict[str, int] = field(default_factory=dict)
     members: dict[MemberKey, list[Any]] = field(default_factory=dict)  # key -> [info, count]
     users: dict[str, int] = field(default_factory=dict)
+    authorized: int = 0
+    """Authorized connections (apps that require authorization)."""
 
     def to_wire(self) -> dict[str, Any]:
         """A JSON-ready form (``sync`` messages)."""
@@ -34,6 +36,7 @@ class Share:
             "ch": self.channels,
             "m": [[c, u, info, n] for (c, u), (info, n) in self.members.items()],
             "u": self.users,
+            "auth": self.authorized,
         }
 
     @classmethod
@@ -44,6 +47,8 @@ class Share:
             return share
         conn = data.get("conn")
         share.connections = conn if isinstance(conn, int) and conn > 0 else 0
+        authorized = data.get("auth")
+        share.authorized = authorized if isinstance(authorized, int) and authorized > 0 else 0
         channels = data.get("ch")
         if isinstance(channels, dict):
             share.channels = {
@@ -81,6 +86,7 @@ class RemoteApp:
     def __init__(self) -> None:
         self.shares: dict[str, Share] = {}
         self.connections = 0
+        self.authorized = 0
         self.channels: dict[str, int] = {}
         self.members: dict[str, dict[str, int]] = {}  # channel -> user -> connections
         self.member_info: dict[MemberKey, Any] = {}
@@ -98,6 +104,13 @@ class RemoteApp:
         delta = max(delta, -share.connections)
         share.connections += delta
         self.connections += delta
+
+    def authorize(self, node: str, delta: int) -> None:
+        """A node's authorized connections changed by ``delta``."""
+        share = self._share(node)
+        delta = max(delta, -share.authorized)
+        share.authorized += delta
+        self.authorized += delta
 
     def subscribe(self, node: str, channel: str, delta: int) -> None:
         """A node's subscription count of ``channel`` changed by ``delta``."""
@@ -168,6 +181,7 @@ class RemoteApp:
         changes = Changes()
         if old is not None:
             self.connections -= old.connections
+            self.authorized -= old.authorized
             for channel, count in old.channels.items():
                 if _adjust(self.channels, channel, -count) == -1:
                     changes.channels_gone.add(channel)
@@ -184,6 +198,7 @@ class RemoteApp:
         if new is not None:
             self.shares[node] = new
             self.connections += new.connections
+            self.authorized += new.authorized
             for channel, count in new.channels.items():
                 if _adjust(self.channels, channel, count) == 1:
                     changes.channels_added.add(channel)

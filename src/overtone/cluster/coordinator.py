@@ -67,6 +67,8 @@ class Counts:
     """One app's connection and subscription changes since the last flush."""
 
     connections: int = 0
+    authorized: int = 0
+    """Change of authorized connections (apps that require authorization)."""
     channels: dict[str, list[int]] = field(default_factory=dict)
     """channel -> ``[net, lowest, highest]`` running totals since the batch began."""
 
@@ -90,6 +92,8 @@ class Counts:
         out: list[dict[str, Any]] = []
         if self.connections:
             out.append({"t": "conn", "d": self.connections})
+        if self.authorized:
+            out.append({"t": "auth", "d": self.authorized})
         changed: dict[str, Any] = {}
         for channel, (net, low, high) in self.channels.items():
             if low == min(net, 0) and high == max(net, 0):
@@ -147,6 +151,9 @@ class Coordinator:
         """Called with ``(sender, message)`` for each other node's HTTP fallback message."""
         self.on_node: Callable[[str, bool], None] | None = None
         """Called with ``(node, joined)`` when a node says hello (``True``) or is gone."""
+        self.leader = True
+        """Whether this node has the smallest id among the live nodes it knows: it sends
+        the webhooks one node sends for the whole cluster (``subscription_count``)."""
         for app in node.registry:
             hub = node.hub(app)
             self.hubs[app.id] = hub
@@ -159,6 +166,8 @@ class Coordinator:
                 self._count(app_id).subscribe(message["c"], message["d"])
             elif kind == "conn":
                 self._count(app_id).connections += message["d"]
+            elif kind == "auth":
+                self._count(app_id).authorized += message["d"]
             else:
                 self._queue(app_id, message)
 
@@ -279,10 +288,19 @@ class Coordinator:
         self.last_seen.pop(node, None)
         self.synced.discard(node)
         self._asked.discard(node)
+        self._elect()
         # The surviving node with the smallest id speaks for the one that is gone.
-        responsible = self.node_id <= min(self.last_seen, default=self.node_id)
+        responsible = self.leader
         for hub in self.hubs.values():
             replace_share(hub, node, None, responsible=responsible)
+
+    def _elect(self) -> None:
+        """Decide, after the set of live nodes changed, whether this node is the leader."""
+        leader = self.node_id <= min(self.last_seen, default=self.node_id)
+        if leader != self.leader:
+            self.leader = leader
+            for hub in self.hubs.values():
+                hub.speaks_for_cluster = leader
 
     # -- incoming ------------------------------------------------------------------------
 
@@ -337,6 +355,8 @@ class Coordinator:
         sender = str(sender)
         known = sender in self.last_seen
         self.last_seen[sender] = now
+        if not known:
+            self._elect()
         introduced = False
         for item in messages:
             if not isinstance(item, list) or len(item) != 2 or not isinstance(item[1], dict):

@@ -5,6 +5,7 @@ Message types (``t``), as emitted by :class:`~overtone.hub.Hub`:
 | ``t`` | fields | meaning |
 |---|---|---|
 | ``conn`` | ``d`` | connection count changed by ``d`` (net, over a batch) |
+| ``auth`` | ``d`` | authorized connections changed by ``d`` (net, over a batch) |
 | ``subs`` | ``c`` | per channel, the subscription count's net change over a batch, or
   ``[net, lowest, highest]`` when it went down and up within it |
 | ``sub`` | ``c``, ``d`` | subscriptions to channel ``c`` changed by ``d`` (older nodes) |
@@ -45,10 +46,14 @@ def apply(hub: Hub, node: str, message: dict[str, Any], now: float) -> None:
         elif kind == "subs":
             for channel, change in message["c"].items():
                 remote.subscribe(node, str(channel), int(_net(change)))
+                _count_changed(hub, str(channel))
         elif kind == "sub":
             remote.subscribe(node, str(message["c"]), int(message["d"]))
+            _count_changed(hub, str(message["c"]))
         elif kind == "conn":
             remote.connect(node, int(message["d"]))
+        elif kind == "auth":
+            remote.authorize(node, int(message["d"]))
         elif kind == "join":
             channel, user_id, info = str(message["c"]), str(message["u"]), message.get("i")
             if remote.join(node, channel, user_id, info) and not _local_member(
@@ -135,7 +140,10 @@ def replace_share(hub: Hub, node: str, share: Share | None, *, responsible: bool
     When a node dies nobody else caused its members and channels to go, so exactly one
     surviving node (``responsible``) sends the ``member_removed``/``channel_vacated`` webhooks.
     """
+    before = hub.remote.shares.get(node)
     changes: Changes = hub.remote.replace(node, share)
+    for channel in {*(before.channels if before else ()), *(share.channels if share else ())}:
+        _count_changed(hub, channel)
     for channel, user_id in changes.members_gone:
         if not _local_member(hub, channel, user_id):
             hub.member_event(channel, REMOVED, user_id)
@@ -159,7 +167,7 @@ def replace_share(hub: Hub, node: str, share: Share | None, *, responsible: bool
 
 def local_share(hub: Hub) -> Share:
     """What this node holds for the hub's app, for ``hello``/``sync`` messages."""
-    share = Share(connections=len(hub.sessions))
+    share = Share(connections=len(hub.sessions), authorized=hub.authorized)
     for name, channel in hub.channels.items():
         share.channels[name] = len(channel.subscribers)
         if channel.roster is not None:
@@ -167,6 +175,11 @@ def local_share(hub: Hub) -> Share:
                 share.members[(name, user_id)] = [member.user_info, 1]
     share.users = dict.fromkeys(hub.users, 1)
     return share
+
+
+def _count_changed(hub: Hub, channel: str) -> None:
+    if hub.count_events is not None or hub.count_hooks is not None:
+        hub.count_changed(channel)
 
 
 def _local_member(hub: Hub, channel: str, user_id: str) -> bool:

@@ -37,6 +37,12 @@ class ChannelType:
         """Client events only travel on private and presence channels, never encrypted."""
         return (self.private or self.presence) and not self.encrypted
 
+    @property
+    def counts_subscriptions(self) -> bool:
+        """Whether subscription counting applies: every channel but presence channels
+        (where ``user_count`` serves) and ``#server-to-user-*`` channels."""
+        return not (self.presence or self.server_to_user)
+
 
 PUBLIC = ChannelType()
 

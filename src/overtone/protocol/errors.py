@@ -48,6 +48,9 @@ APP_DISABLED = PusherError(ErrorCode.APP_DISABLED, "Application is disabled")
 NO_PROTOCOL = PusherError(ErrorCode.NO_PROTOCOL, "No protocol version supplied")
 BAD_ORIGIN = PusherError(ErrorCode.UNAUTHORIZED, "Origin not allowed for this application")
 TERMINATED = PusherError(ErrorCode.UNAUTHORIZED, "Connection terminated by the server")
+NOT_AUTHORIZED_IN_TIME = PusherError(
+    ErrorCode.UNAUTHORIZED, "Connection not authorized within timeout"
+)
 SLOW_CONSUMER = PusherError(ErrorCode.OVER_CAPACITY, "Client is not reading fast enough")
 OVER_CAPACITY = PusherError(ErrorCode.OVER_CAPACITY, "Server is over capacity, try again later")
 
@@ -64,3 +67,8 @@ CLIENT_EVENT_WRONG_CHANNEL = PusherError(
 CLIENT_EVENT_NOT_SUBSCRIBED = PusherError(
     None, "Client event rejected: subscribe to the channel before sending client events"
 )
+
+
+def reserved_event(event: str) -> PusherError:
+    """The error for a client that sends an event only the server may send."""
+    return PusherError(None, f"Event {event[:64]!r} is reserved for the server")

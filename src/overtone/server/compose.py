@@ -28,6 +28,7 @@ from overtone.protocol import errors
 from overtone.routing import RouteSet
 from overtone.server.api_routes import ApiRoutes
 from overtone.server.cluster_link import ClusterLink
+from overtone.server.count_clock import CountClock
 from overtone.server.webhooks import WebhookSender
 from overtone.stats import Latency
 from overtone.transport.fallback_cluster import FallbackCluster
@@ -55,6 +56,7 @@ class Server:
         self.node_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         """This process's name in the cluster and on the dashboard."""
         self._ticker: asyncio.Task[None] | None = None
+        self._count_clocks: list[CountClock] = []
         self._port = 0
 
     # -- what the route sets read (ops.metrics.Observed, dashboard.service.Host) ----------
@@ -106,6 +108,10 @@ class Server:
         """Join the cluster (when scaling), then bind (or adopt ``sock``) and serve."""
         loop = asyncio.get_running_loop()
         self._start_webhooks()
+        for app in self.node.registry:
+            hub = self.node.hub(app)
+            if hub.count_events is not None or hub.count_hooks is not None:
+                self._count_clocks.append(CountClock(hub, loop))
         if self.settings.scaling is not None or self.broker_factory is not None:
             self.cluster = ClusterLink(
                 self.node,
@@ -176,6 +182,8 @@ class Server:
         listener.stop_accepting()
         if self._ticker is not None:
             self._ticker.cancel()
+        for clock in self._count_clocks:
+            clock.stop()
         if self.dashboard is not None:
             self.dashboard.stop()
         self.node.close_all(errors.SERVER_SHUTTING_DOWN)
