@@ -312,3 +312,41 @@ async def test_no_answer_contains_the_app_secret(dash: Server) -> None:
     for body in bodies:
         assert APP_SECRET.encode() not in body
     feed.close()
+
+
+async def test_overview_shows_the_hosted_pusher_settings_and_authorized_connections() -> None:
+    server = await start(
+        OVERTONE_DASHBOARD_PASSWORD=PASSWORD,
+        OVERTONE_SUBSCRIPTION_COUNT="true",
+        OVERTONE_AUTHORIZED_CONNECTIONS="true",
+        OVERTONE_AUTHORIZATION_TIMEOUT="20",
+        REVERB_APP_MAX_CONNECTIONS="50",
+    )
+    try:
+        client = await RawClient.connect(server.port)
+        socket_id = await client.established()
+        auth = f"{APP_KEY}:{sign(APP_SECRET, f'{socket_id}:private-x')}"
+        client.send_json(
+            {"event": "pusher:subscribe", "data": {"channel": "private-x", "auth": auth}}
+        )
+        assert (await client.recv_json())["event"] == "pusher_internal:subscription_succeeded"
+        anonymous = await RawClient.connect(server.port)  # not authorized
+        await anonymous.established()
+        [app] = (await get_json(server.port, "/dashboard/api/overview"))["apps"]
+        client.close()
+        anonymous.close()
+        assert app["settings"] == {
+            "max_connections": 50,
+            "subscription_count": True,
+            "authorized_connections": True,
+            "authorization_timeout": 20.0,
+        }
+        assert (app["connections"], app["authorized"]) == (2, 1)
+    finally:
+        await server.shutdown()
+    plain = await start(OVERTONE_DASHBOARD_PASSWORD=PASSWORD)
+    try:
+        [app] = (await get_json(plain.port, "/dashboard/api/overview"))["apps"]
+        assert app["settings"]["subscription_count"] is False and app["authorized"] is None
+    finally:
+        await plain.shutdown()

@@ -159,6 +159,13 @@ def app_figures(hub: Hub) -> dict[str, Any]:
         "presence_users": sum(hub.user_count(name) for name in presence),
         "errors": {str(code): count for code, count in sorted(hub.stats.errors.items())},
         "history": None,
+        "settings": {
+            "max_connections": hub.app.max_connections,
+            "subscription_count": hub.app.subscription_count,
+            "authorized_connections": hub.app.authorized_connections,
+            "authorization_timeout": hub.app.authorization_timeout,
+        },
+        "authorized": hub.authorized_count() if hub.app.authorized_connections else None,
     }
     if hub.history is not None:
         figures["history"] = {

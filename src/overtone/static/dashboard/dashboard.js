@@ -309,6 +309,24 @@
     $('stat-history-streams').textContent = history
       ? `in ${formatCount(history.streams)} channel${history.streams === 1 ? '' : 's'}`
       : '';
+    renderFeatures(app);
+  }
+
+  /** The app's hosted-Pusher settings: subscription counting, authorized connections. */
+  function renderFeatures(app) {
+    const settings = app?.settings ?? {};
+    const on = [];
+    if (settings.subscription_count) on.push('subscription counts');
+    if (settings.authorized_connections) {
+      on.push(`authorized connections (${formatDuration(settings.authorization_timeout)})`);
+    }
+    $('stat-features').textContent = app ? (on.length ? on.join(' · ') : 'off') : '-';
+    const quota = isNumber(settings.max_connections)
+      ? ` of ${formatCount(settings.max_connections)} allowed`
+      : '';
+    $('stat-features-note').textContent = isNumber(app?.authorized)
+      ? `${formatCount(app.authorized)} authorized connection${app.authorized === 1 ? '' : 's'}${quota}`
+      : '';
   }
 
   function renderErrors() {
