@@ -110,3 +110,22 @@ def test_route_labels_come_from_a_fixed_set() -> None:
     # Whatever else a client asks for adds no metric series.
     for path in ("/favicon.ico", "/apps/1/x9f3", "/apps/1/channels/a/b/c", "/", "/wp-login.php"):
         assert route_kind(path) == "other", path
+
+
+async def test_metrics_count_authorized_connections_when_the_app_requires_them() -> None:
+    server = await start(OVERTONE_AUTHORIZED_CONNECTIONS="true")
+    try:
+        anonymous = await RawClient.connect(server.port)
+        await anonymous.established()
+        status, text = await get(server.port, "/metrics")
+        assert status == 200
+        assert 'overtone_authorized_connections{app="123456"} 0.0' in text
+        assert 'overtone_cluster_connections{app="123456"} 1.0' in text
+        anonymous.close()
+    finally:
+        await server.shutdown()
+    plain = await start()
+    try:
+        assert "overtone_authorized_connections{" not in (await get(plain.port, "/metrics"))[1]
+    finally:
+        await plain.shutdown()

@@ -71,6 +71,12 @@ class OvertoneCollector(Collector):
         )
         yield from _per_app(
             GaugeMetricFamily,
+            "overtone_authorized_connections",
+            "Authorized connections in the whole cluster (apps that require authorization)",
+            ((h.app.id, h.authorized_count()) for h in hubs if h.app.authorized_connections),
+        )
+        yield from _per_app(
+            GaugeMetricFamily,
             "overtone_channels",
             "Occupied channels on this node",
             ((h.app.id, len(h.channels)) for h in hubs),
