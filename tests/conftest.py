@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from support.redis_server import RedisServer, start_redis
 from support.servers import ServerProcess, start_server
+from support.webhook_sink import WebhookSink
 
 
 @pytest.fixture
@@ -28,3 +29,11 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = start_redis(tmp_path)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def sink() -> Iterator[WebhookSink]:
+    """A real local HTTP endpoint recording the webhook requests it gets (answers 200)."""
+    endpoint = WebhookSink().start()
+    yield endpoint
+    endpoint.stop()

@@ -58,10 +58,20 @@ class HubCounts(HubState):
                 wait = later
         return wait
 
-    def _send_count(self, session: Session, name: str) -> None:
-        """Tell a new subscriber the channel's count (when the app counts subscriptions)."""
-        if self.count_events is not None and classify(name).counts_subscriptions:
-            self._send(session, count_event(name, self.subscription_count(name)))
+    def _send_count(self, session: Session, name: str, now: float) -> None:
+        """Tell a new subscriber the channel's count (when the app counts subscriptions).
+
+        When it is the channel's only subscriber here, that frame is this node's
+        announcement of the count, so the next flush does not repeat it to the same client.
+        """
+        feed = self.count_events
+        if feed is None or not classify(name).counts_subscriptions:
+            return
+        count = self.subscription_count(name)
+        self._send(session, count_event(name, count))
+        channel = self.channels.get(name)
+        if channel is not None and len(channel.subscribers) == 1:
+            feed.announce(name, count, now + event_interval(1))
 
     def _event_interval(self, name: str, _count: int) -> float:
         channel = self.channels.get(name)

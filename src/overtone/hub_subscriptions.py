@@ -104,7 +104,7 @@ class HubSubscriptions(HubStreams, HubCounts, HubAuthorization):
             session,
             messages.subscription_succeeded(name, payload.decode(), position, recovered),
         )
-        self._send_count(session, name)
+        self._send_count(session, name, now)
         if self.trace is not None:
             self.trace(
                 "subscribed",

@@ -102,7 +102,7 @@ def test_changes_reach_every_subscriber_at_the_next_flush_and_only_real_changes(
     a = joined(hub, "news")
     assert clock.asked == [0.0]  # the first mark asks for a flush at once
     clock.flush(0.0)
-    a.take()
+    assert counts_in(a.take()) == [1]  # its own frame was the announcement: not repeated
     b = joined(hub, "news", now=1.0)
     assert clock.flush(1.0) is None
     assert counts_in(a.take()) == [2]
@@ -146,7 +146,9 @@ def test_a_thousand_joins_in_a_second_cost_a_few_events_and_keep_it_current() ->
         clients.append(joined(hub, "busy", now=now))
     flushes += clock.run_until(10.0)  # the last change is announced after the burst
     assert clock.at is None
-    broadcasts = counts_in(clients[0].take())[1:]  # the first one is its own, at subscribe
+    seen = counts_in(clients[0].take())
+    assert seen[:2] == [1, 100]  # its own, then the first announcement to everyone
+    broadcasts = seen[1:]
     # Each waits the interval its size set (0.1 s per 100): ~0.1, 0.2, 0.4, 0.8 s, then the
     # final count once the burst is over. A channel growing this fast still gets news.
     assert 4 <= len(broadcasts) <= 10

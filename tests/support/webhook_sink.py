@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 @dataclass
@@ -28,6 +30,11 @@ class WebhookSink:
     def url(self) -> str:
         assert self.server is not None
         return f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every webhook event received so far, in order (the batches flattened)."""
+        with self.lock:
+            return [e for r in self.requests for e in json.loads(r.body)["events"]]
 
     def start(self) -> WebhookSink:
         sink = self

@@ -6,7 +6,7 @@ import asyncio
 import json
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,6 @@ from support.servers import APP_ID, APP_KEY, APP_SECRET, scaled
 from support.webhook_sink import WebhookSink
 
 E2E = Path(__file__).parent.parent / "e2e"
-
-
-@pytest.fixture
-def sink() -> Iterator[WebhookSink]:
-    endpoint = WebhookSink().start()
-    yield endpoint
-    endpoint.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -51,11 +44,6 @@ async def until(check: Callable[[], bool], timeout: float = 5) -> None:
     while not check():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)
-
-
-def events_of(sink: WebhookSink) -> list[dict[str, Any]]:
-    with sink.lock:
-        return [e for r in sink.requests for e in json.loads(r.body)["events"]]
 
 
 async def join(port: int, channel: str, user: str | None = None) -> RawClient:
@@ -87,14 +75,14 @@ async def test_lifecycle_events_signed_and_valid(hooked: Server, sink: WebhookSi
     await c.recv_json()  # cache_miss
     for client in (a, b, c):
         client.close()
-    await until(lambda: len(events_of(sink)) >= 8)
-    names = [(e["name"], e.get("channel"), e.get("user_id")) for e in events_of(sink)]
+    await until(lambda: len(sink.events()) >= 8)
+    names = [(e["name"], e.get("channel"), e.get("user_id")) for e in sink.events()]
     assert names[:3] == [
         ("channel_occupied", "presence-room", None),
         ("member_added", "presence-room", "alice"),
         ("member_added", "presence-room", "bob"),
     ]
-    client_event = next(e for e in events_of(sink) if e["name"] == "client_event")
+    client_event = next(e for e in sink.events() if e["name"] == "client_event")
     assert client_event == {
         "name": "client_event",
         "channel": "presence-room",
@@ -148,9 +136,9 @@ async def test_a_burst_is_batched_into_one_request(hooked: Server, sink: Webhook
     client.send(burst)  # one read on the server: twenty channel_occupied events at once
     for _ in range(20):
         await client.recv_json()
-    await until(lambda: len(events_of(sink)) == 20)
+    await until(lambda: len(sink.events()) == 20)
     assert len(sink.requests) == 1
-    assert [e["channel"] for e in events_of(sink)] == [f"room-{i}" for i in range(20)]
+    assert [e["channel"] for e in sink.events()] == [f"room-{i}" for i in range(20)]
     client.close()
 
 
@@ -185,8 +173,8 @@ async def test_event_filter(sink: WebhookSink) -> None:
     try:
         client = await join(server.port, "filtered")
         client.send_json({"event": "pusher:unsubscribe", "data": {"channel": "filtered"}})
-        await until(lambda: len(events_of(sink)) == 1)
-        assert events_of(sink) == [{"name": "channel_vacated", "channel": "filtered"}]
+        await until(lambda: len(sink.events()) == 1)
+        assert sink.events() == [{"name": "channel_vacated", "channel": "filtered"}]
         client.close()
     finally:
         await server.shutdown()
@@ -207,9 +195,9 @@ async def test_cluster_sends_each_event_once(sink: WebhookSink) -> None:
         await asyncio.sleep(0.3)
         for client in (first, second, third):
             client.close()
-        await until(lambda: any(e["name"] == "channel_vacated" for e in events_of(sink)))
+        await until(lambda: any(e["name"] == "channel_vacated" for e in sink.events()))
         await asyncio.sleep(0.3)
-        names = sorted((e["name"], e.get("user_id", "")) for e in events_of(sink))
+        names = sorted((e["name"], e.get("user_id", "")) for e in sink.events())
         assert names == [
             ("channel_occupied", ""),
             ("channel_vacated", ""),

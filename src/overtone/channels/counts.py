@@ -98,6 +98,12 @@ class CountFeed:
                 wait = ready - now
         return due, wait
 
+    def announce(self, name: str, count: int, ready: float) -> None:
+        """Record that ``count`` was announced to every subscriber of ``name`` by other
+        means; the next announcement waits until ``ready`` and is dropped if the count is
+        still ``count``."""
+        self.announced[name] = (ready, count)
+
     def sweep(self, now: float) -> None:
         """Forget the announcements of channels not marked whose interval is over (their
         next change is due at once anyway)."""

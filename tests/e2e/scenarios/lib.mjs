@@ -187,9 +187,12 @@ export function clientOptions(extra = {}) {
   };
 }
 
-/** A pusher-js client (Node build); disconnected when the scenario ends. */
-export function pusherClient(extra = {}) {
-  const client = new PusherJS(env.key, clientOptions(extra));
+/**
+ * A pusher-js client (Node build); `Build` is pusher-js 8 unless given (e.g. 7). Disconnected
+ * when the scenario ends.
+ */
+export function pusherClient(extra = {}, Build = PusherJS) {
+  const client = new Build(env.key, clientOptions(extra));
   clients.push(client);
   return client;
 }
@@ -201,9 +204,7 @@ export function pusherClient(extra = {}) {
  */
 export function fallbackClient(transport, extra = {}, Build = PusherJS) {
   const options = { httpHost: env.host, httpPort: env.port, enabledTransports: [transport] };
-  const client = new Build(env.key, clientOptions({ ...options, ...extra }));
-  clients.push(client);
-  return client;
+  return pusherClient({ ...options, ...extra }, Build);
 }
 
 /** A laravel-echo instance with the `reverb` broadcaster and pusher-js as its Pusher. */
