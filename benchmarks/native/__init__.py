@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ def phases(
     pin: bool,
     budget: float,
     ops_keys: list[tuple[str, str]],
+    after: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run ``loadgen`` with ``argv`` (pinned to core 1 with ``pin``), at most ``budget`` s.
 
@@ -52,7 +54,8 @@ def phases(
     JSON line (``done``, ``deliveries``, ``requests``) for ``server_us_per_op``. Each phase
     is started by a line on the client's stdin, and the server's CPU is read around it, up
     to the moment the client prints the phase's figures (so closing its connections at the
-    end is not counted).
+    end is not counted). ``after`` is called with each phase's name and figures as soon as
+    they are read, while the client still holds its connections (to read the server's RSS).
     """
     cmd = [str(binary), *argv]
     if pin:
@@ -78,6 +81,8 @@ def phases(
                     client="loadgen (C)",
                     **figures,
                 )
+                if after is not None:
+                    after(name, results[name])
             proc.stdin.close()
             proc.wait(budget)
         except (subprocess.TimeoutExpired, BrokenPipeError):

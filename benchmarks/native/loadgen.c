@@ -2,10 +2,15 @@
  * loadgen: the benchmarks' compiled load client, for the two phases where a Python client
  * saturates its core before the server does (connect+subscribe and signed API requests).
  *
- *   loadgen connect PORT KEY CHANNEL COUNT INFLIGHT TIMEOUT_S
+ *   loadgen connect PORT KEY CHANNEL COUNT INFLIGHT TIMEOUT_S [HOLD_S]
  *       COUNT WebSockets to 127.0.0.1:PORT/app/KEY, at most INFLIGHT handshaking at once;
  *       each waits for pusher:connection_established, subscribes to CHANNEL and waits for
  *       pusher_internal:subscription_succeeded. Connections stay open until all are done.
+ *       Frames after the subscribe are read whole and ignored, except that
+ *       pusher_internal:subscription_count frames are counted ("subscription_counts").
+ *       With HOLD_S, two phases each started by a line on stdin (as in bench): connect,
+ *       then HOLD_S seconds with every connection open and idle, still read and counted
+ *       (answered by a second JSON line); the connections are closed at the next line or EOF.
  *   loadgen api PORT APP_ID KEY SECRET CONNS SECONDS
  *       CONNS keep-alive connections, one request each in flight, POST /apps/APP_ID/events
  *       to an empty channel, every request freshly signed (Pusher auth_version 1.0).
@@ -41,6 +46,8 @@
 #include <unistd.h>
 
 #define BUF 4096
+/* The frames run_connect counts: the server's subscription counts (an app option). */
+#define COUNT_EVENT "{\"event\":\"pusher_internal:subscription_count\""
 
 static double now_s(void) {
     struct timespec ts;
@@ -95,6 +102,8 @@ typedef struct {
 } wsconn;
 
 static wsconn *connected_conns; /* the connections run_connect left open */
+static long count_frames(wsconn *c, const char *data, int len, const char *prefix, int *succeeded);
+static char readbuf[65536];
 
 static int run_connect(int port, const char *key, const char *channel, int count,
                        int inflight, double timeout, int keep) {
@@ -119,6 +128,7 @@ static int run_connect(int port, const char *key, const char *channel, int count
     int ep = epoll_create1(0);
     struct epoll_event *events = calloc(1024, sizeof *events);
     int launched = 0, active = 0, done = 0, failed = 0;
+    long counts = 0; /* pusher_internal:subscription_count frames received */
     char first_failure[200] = "";
     double started = now_s(), cpu0 = cpu_s(), last = started;
     double deadline = started + timeout;
@@ -153,7 +163,13 @@ static int run_connect(int port, const char *key, const char *channel, int count
         int n = epoll_wait(ep, events, 1024, 100);
         for (int i = 0; i < n; i++) {
             wsconn *c = events[i].data.ptr;
-            if (c->state == DONE || c->state == FAILED) continue;
+            if (c->state == FAILED) continue;
+            if (c->state == DONE) { /* subscribed: read what else comes, count the counts */
+                ssize_t got = recv(c->fd, readbuf, sizeof readbuf, 0);
+                if (got > 0) counts += count_frames(c, readbuf, (int)got, COUNT_EVENT, NULL);
+                else if (got == 0 || errno != EAGAIN) epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+                continue;
+            }
             if (events[i].events & (EPOLLERR | EPOLLHUP)) {
                 FAIL(c, "connection refused or reset");
                 continue;
@@ -168,15 +184,17 @@ static int run_connect(int port, const char *key, const char *channel, int count
                 c->state = HANDSHAKE;
             }
             if (!(events[i].events & EPOLLIN)) continue;
-            ssize_t got = recv(c->fd, c->buf + c->len, BUF - 1 - c->len, 0);
+            ssize_t got = c->state == HANDSHAKE
+                              ? recv(c->fd, c->buf + c->len, BUF - 1 - c->len, 0)
+                              : recv(c->fd, readbuf, sizeof readbuf, 0);
             if (got <= 0) {
                 if (got < 0 && errno == EAGAIN) continue;
                 FAIL(c, "closed by the server");
                 continue;
             }
-            c->len += got;
-            c->buf[c->len] = 0;
             if (c->state == HANDSHAKE) {
+                c->len += got;
+                c->buf[c->len] = 0;
                 if (c->len >= 12 && strncmp(c->buf, "HTTP/1.1 101", 12) != 0) {
                     FAIL(c, "handshake refused");
                     continue;
@@ -189,26 +207,22 @@ static int run_connect(int port, const char *key, const char *channel, int count
                 c->state = SUBSCRIBING;
                 c->len = 0;
             } else if (c->state == SUBSCRIBING) {
-                if (!memmem(c->buf, c->len, "subscription_succeeded", 22)) {
-                    if (c->len > BUF / 2) c->len = 0; /* something else: keep looking */
-                    continue;
-                }
-                c->state = DONE;
-                c->len = 0;
+                int succeeded = 0; /* whole frames: any other is read and ignored */
+                counts += count_frames(c, readbuf, (int)got, COUNT_EVENT, &succeeded);
+                if (!succeeded) continue;
+                c->state = DONE; /* stays open (and read) until every connection is done */
                 done++;
                 active--;
                 last = now_s();
-                /* stays open, idle, until every connection is done */
-                epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
             }
         }
     }
     double wall = last - started, cpu = cpu_s() - cpu0;
     int partial = done + failed < count;
     printf("{\"done\":%d,\"failed\":%d,\"wall\":%.4f,\"client_cpu\":%.4f,\"partial\":%s,"
-           "\"per_second\":%.0f,\"first_failure\":\"%s\"}\n",
+           "\"per_second\":%.0f,\"subscription_counts\":%ld,\"first_failure\":\"%s\"}\n",
            done, failed, wall, cpu, partial ? "true" : "false", wall > 0 ? done / wall : 0.0,
-           first_failure);
+           counts, first_failure);
     fflush(stdout);
     close(ep);
     free(events);
@@ -362,12 +376,14 @@ static int run_api(int port, const char *app_id, const char *key, const char *se
 
 /* -- fan-out ------------------------------------------------------------------------------ */
 
-/* Events in the complete frames of data[0..len); the frames an event counts as start with
- * {"event":"e" (the benchmark's own), not pusher:* ones. Returns the bytes of an incomplete
- * last frame, which stay at the end of data. */
-static long parse_frames(const char *data, int len, int *rest) {
+/* Events in the complete frames of data[0..len): text frames that start with prefix (fan-out:
+ * {"event":"e", the benchmark's own, not pusher:* ones). Sets *succeeded (when given) if one
+ * of them was a subscription_succeeded. Returns the bytes of an incomplete last frame, which
+ * stay at the end of data. */
+static long parse_frames(const char *data, int len, const char *prefix, int *succeeded,
+                         int *rest) {
     long events = 0;
-    int pos = 0;
+    int pos = 0, plen = (int)strlen(prefix);
     while (len - pos >= 2) {
         const unsigned char *p = (const unsigned char *)data + pos;
         long size = p[1] & 0x7F;
@@ -383,8 +399,10 @@ static long parse_frames(const char *data, int len, int *rest) {
             head = 10;
         }
         if (len - pos < head + size) break;
-        if ((p[0] & 0x0F) == 1 && size >= 12 && memcmp(p + head, "{\"event\":\"e\"", 12) == 0)
+        if ((p[0] & 0x0F) == 1 && size >= plen && memcmp(p + head, prefix, plen) == 0)
             events++;
+        else if (succeeded && memmem(p + head, size, "subscription_succeeded", 22))
+            *succeeded = 1;
         pos += head + (int)size;
     }
     *rest = len - pos;
@@ -392,7 +410,7 @@ static long parse_frames(const char *data, int len, int *rest) {
 }
 
 /* Count the events a read brought to c, joined to the partial frame c kept from before. */
-static long count_frames(wsconn *c, const char *data, int len) {
+static long count_frames(wsconn *c, const char *data, int len, const char *prefix, int *succeeded) {
     static char joined[BUF + 65536];
     const char *from = data;
     if (c->len > 0) {
@@ -402,7 +420,7 @@ static long count_frames(wsconn *c, const char *data, int len) {
         from = joined;
     }
     int rest = 0;
-    long events = parse_frames(from, len, &rest);
+    long events = parse_frames(from, len, prefix, succeeded, &rest);
     if (rest > BUF) rest = 0; /* a frame larger than the buffer: not one of ours */
     memmove(c->buf, from + len - rest, rest);
     c->len = rest;
@@ -421,8 +439,7 @@ static int run_fanout(signer *s, int nconns, long events, long window, double ti
     int subscribed = 0;
     for (int i = 0; i < nconns; i++) {
         wsconn *c = &connected_conns[i];
-        if (c->state != DONE) continue;
-        c->len = 0;
+        if (c->state != DONE) continue; /* c->buf: a frame begun in the connect phase */
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
         subscribed++;
@@ -437,7 +454,6 @@ static int run_fanout(signer *s, int nconns, long events, long window, double ti
         epoll_ctl(ep, EPOLL_CTL_ADD, triggers[i].fd, &ev);
         idle[nidle++] = i;
     }
-    static char readbuf[65536];
     char request[2048], body[256];
     struct epoll_event evs[256];
     long sent = 0, bad = 0, delivered = 0;
@@ -479,7 +495,7 @@ static int run_fanout(signer *s, int nconns, long events, long window, double ti
             for (;;) {
                 ssize_t got = recv(c->fd, readbuf, sizeof readbuf, 0);
                 if (got <= 0) break;
-                long counted = count_frames(c, readbuf, (int)got);
+                long counted = count_frames(c, readbuf, (int)got, "{\"event\":\"e\"", NULL);
                 if (counted) {
                     delivered += counted;
                     last = now_s();
@@ -502,6 +518,44 @@ static int run_fanout(signer *s, int nconns, long events, long window, double ti
     return 0;
 }
 
+/* -- idle hold ----------------------------------------------------------------------------- */
+
+/* Keep the connections run_connect left open for seconds, reading every one (what arrives is
+ * counted as in run_connect); then one JSON line: still open, closed by the server, counts. */
+static int run_hold(int nconns, double seconds) {
+    int ep = epoll_create1(0), held = 0, dropped = 0;
+    long counts = 0;
+    for (int i = 0; i < nconns; i++) {
+        wsconn *c = &connected_conns[i];
+        if (c->state != DONE) continue;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+        held++;
+    }
+    struct epoll_event evs[256];
+    double started = now_s(), cpu0 = cpu_s(), stop_at = started + seconds;
+    for (double left = seconds; left > 0; left = stop_at - now_s()) {
+        int n = epoll_wait(ep, evs, 256, (int)(left * 1000) + 1);
+        for (int k = 0; k < n; k++) {
+            wsconn *c = evs[k].data.ptr;
+            ssize_t got = recv(c->fd, readbuf, sizeof readbuf, 0);
+            if (got > 0) {
+                counts += count_frames(c, readbuf, (int)got, COUNT_EVENT, NULL);
+            } else if (got == 0 || errno != EAGAIN) {
+                epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+                held--;
+                dropped++;
+            }
+        }
+    }
+    printf("{\"held\":%d,\"dropped\":%d,\"subscription_counts\":%ld,\"wall\":%.4f,"
+           "\"client_cpu\":%.4f}\n",
+           held, dropped, counts, now_s() - started, cpu_s() - cpu0);
+    fflush(stdout);
+    close(ep);
+    return 0;
+}
+
 static int wait_for_go(void) {
     char line[16];
     return fgets(line, sizeof line, stdin) != NULL;
@@ -512,6 +566,15 @@ int main(int argc, char **argv) {
     if (argc == 8 && strcmp(argv[1], "connect") == 0)
         return run_connect(atoi(argv[2]), argv[3], argv[4], atoi(argv[5]), atoi(argv[6]),
                            atof(argv[7]), 0);
+    if (argc == 9 && strcmp(argv[1], "connect") == 0) { /* with HOLD_S */
+        if (!wait_for_go()) return 2;
+        run_connect(atoi(argv[2]), argv[3], argv[4], atoi(argv[5]), atoi(argv[6]),
+                    atof(argv[7]), 1);
+        if (!wait_for_go()) return 2;
+        run_hold(atoi(argv[5]), atof(argv[8]));
+        wait_for_go(); /* a line or EOF: the connections close as the process exits */
+        return 0;
+    }
     if (argc == 11 && strcmp(argv[1], "bench") == 0) {
         int port = atoi(argv[2]), count = atoi(argv[6]);
         double seconds = atof(argv[9]), timeout = atof(argv[10]);
@@ -526,7 +589,7 @@ int main(int argc, char **argv) {
     if (argc == 8 && strcmp(argv[1], "api") == 0)
         return run_api(atoi(argv[2]), argv[3], argv[4], argv[5], atoi(argv[6]), atof(argv[7]));
     fprintf(stderr,
-            "usage: loadgen connect PORT KEY CHANNEL COUNT INFLIGHT TIMEOUT_S\n"
+            "usage: loadgen connect PORT KEY CHANNEL COUNT INFLIGHT TIMEOUT_S [HOLD_S]\n"
             "       loadgen api PORT APP_ID KEY SECRET CONNS SECONDS\n"
             "       loadgen bench PORT APP_ID KEY SECRET COUNT EVENTS WINDOW SECONDS TIMEOUT_S\n");
     return 2;

@@ -20,7 +20,6 @@ from overtone.hub_state import HubState
 from overtone.protocol import messages
 from overtone.protocol.channel_names import classify
 from overtone.protocol.frames import encode_frame
-from overtone.session import Session
 
 
 class HubCounts(HubState):
@@ -58,20 +57,25 @@ class HubCounts(HubState):
                 wait = later
         return wait
 
-    def _send_count(self, session: Session, name: str, now: float) -> None:
-        """Tell a new subscriber the channel's count (when the app counts subscriptions).
+    def _count_frame(self, name: str, now: float) -> bytes | None:
+        """The frame that tells a new subscriber the channel's count (``None`` when the app
+        does not count subscriptions, or not on this channel); the caller writes it together
+        with ``subscription_succeeded``: one more write per subscription was most of what
+        the feature cost a connection storm (benchmarks.counts).
 
-        When it is the channel's only subscriber here, that frame is this node's
+        When the channel has no other subscriber here, that frame is this node's
         announcement of the count, so the next flush does not repeat it to the same client.
         """
         feed = self.count_events
         if feed is None or not classify(name).counts_subscriptions:
-            return
+            return None
         count = self.subscription_count(name)
-        self._send(session, count_event(name, count))
         channel = self.channels.get(name)
         if channel is not None and len(channel.subscribers) == 1:
             feed.announce(name, count, now + event_interval(1))
+        frame = encode_frame(count_event(name, count))
+        self.stats.sent(frame)
+        return frame
 
     def _event_interval(self, name: str, _count: int) -> float:
         channel = self.channels.get(name)

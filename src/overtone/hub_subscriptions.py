@@ -18,6 +18,7 @@ from overtone.hub_streams import CatchUp, HubStreams
 from overtone.protocol import errors, messages
 from overtone.protocol.channel_names import classify
 from overtone.protocol.errors import PusherError
+from overtone.protocol.frames import encode_frame
 from overtone.session import Session
 
 
@@ -100,11 +101,12 @@ class HubSubscriptions(HubStreams, HubCounts, HubAuthorization):
         if channel.roster is not None:
             payload = messages.encode({"presence": self.presence_snapshot(name)}) or payload
         missed, recovered, position = self._stream_start(name, recover, now)
-        self._send(
-            session,
-            messages.subscription_succeeded(name, payload.decode(), position, recovered),
+        frame = encode_frame(
+            messages.subscription_succeeded(name, payload.decode(), position, recovered)
         )
-        self._send_count(session, name, now)
+        self.stats.sent(frame)
+        count = self._count_frame(name, now)
+        session.write(frame if count is None else frame + count)
         if self.trace is not None:
             self.trace(
                 "subscribed",

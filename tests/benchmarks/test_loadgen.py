@@ -4,11 +4,14 @@ server: it counts only what the server really did, and reports its own CPU."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import urllib.request
+from pathlib import Path
+from typing import Any
 
 from benchmarks import native
-from support.servers import APP_ID, APP_KEY, APP_SECRET, ServerProcess, scaled
+from support.servers import APP_ID, APP_KEY, APP_SECRET, ServerProcess, scaled, start_server
 
 
 def loadgen(*args: str) -> dict[str, object]:
@@ -37,6 +40,44 @@ def test_connect_counts_subscriptions_the_server_made(server: ServerProcess) -> 
     assert figures["done"] == 300 and figures["failed"] == 0 and not figures["partial"]
     assert isinstance(figures["client_cpu"], float) and figures["client_cpu"] > 0
     assert metric(server.port, "overtone_connections_opened_total") - opened == 300
+
+
+def test_connect_reads_and_counts_subscription_count_frames(tmp_path: Path) -> None:
+    binary, why = native.build()
+    assert binary is not None, why
+    server = start_server(tmp_path, {"OVERTONE_SUBSCRIPTION_COUNT": "true"})
+    argv = ["connect", str(server.port), APP_KEY, "bench", "300", "50", "30", "0.5"]
+    keys = [("connect", "done"), ("idle", "held")]
+    try:
+        found = native.phases(binary, argv, server.process.pid, False, scaled(60), keys)
+    finally:
+        server.stop()
+    connect, idle = found["connect"], found["idle"]
+    assert connect["done"] == 300 and connect["failed"] == 0 and not connect["partial"]
+    assert idle["held"] == 300 and idle["dropped"] == 0
+    # one right after each subscription_succeeded (the last few may still be on their way
+    # when the last subscription succeeds), then coalesced ones to every subscriber
+    assert connect["subscription_counts"] + idle["subscription_counts"] >= 300
+
+
+def test_connect_with_a_hold_keeps_the_connections_open_until_told(
+    server: ServerProcess,
+) -> None:
+    binary, why = native.build()
+    assert binary is not None, why
+    pid = server.process.pid
+    argv = ["connect", str(server.port), APP_KEY, "bench", "200", "50", "30", "0.5"]
+    open_fds: dict[str, int] = {}
+
+    def after(name: str, figures: dict[str, Any]) -> None:
+        open_fds[name] = len(os.listdir(f"/proc/{pid}/fd"))
+
+    keys = [("connect", "done"), ("idle", "held")]
+    found = native.phases(binary, argv, pid, False, scaled(60), keys, after)
+    assert found["connect"]["done"] == 200 and found["connect"]["subscription_counts"] == 0
+    idle = found["idle"]
+    assert idle["held"] == 200 and idle["dropped"] == 0 and idle["wall"] >= 0.5
+    assert open_fds["connect"] > 200 and open_fds["idle"] > 200  # the server still holds them
 
 
 def test_connect_reports_refused_connections(server: ServerProcess) -> None:
