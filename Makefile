@@ -120,6 +120,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python -m benchmarks.dashboard
 	$(BIN)/python -m benchmarks.replication
 	$(BIN)/python -m benchmarks.fallback
+	$(BIN)/python -m benchmarks.counts
 
 clean:
 	rm -rf $(VENV) $(LOWEST) $(E2E)/node_modules $(CLINIC)/node_modules .mypy_cache .ruff_cache .pytest_cache
