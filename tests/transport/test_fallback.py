@@ -314,3 +314,35 @@ async def test_recovery_replays_missed_events_to_a_fallback_session(live: Server
         received += messages((await again.poll())[2].strip())
     assert received[0]["recovered"] is True
     assert [m["data"] for m in received[1:]] == ["0", "1", "2", "3", "4"]
+
+
+async def test_subscription_counts_reach_a_fallback_session() -> None:
+    server = await start(OVERTONE_SUBSCRIPTION_COUNT="true")
+    try:
+        client = Client(server.port)
+        await client.poll()
+        await client.send({"event": "pusher:subscribe", "data": {"channel": "news"}})
+        _, _, body = await client.poll()
+        # subscription_succeeded and the count leave in one write: two frames, in order
+        first = messages(body.strip())
+        assert [m["event"] for m in first] == [
+            "pusher_internal:subscription_succeeded",
+            "pusher_internal:subscription_count",
+        ]
+        assert first[1]["data"] == '{"subscription_count":1}'
+        other = Client(server.port)
+        await other.poll()
+        await other.send({"event": "pusher:subscribe", "data": {"channel": "news"}})
+        counts: list[object] = []
+        for _ in range(5):
+            _, _, body = await client.poll()
+            counts += [
+                json.loads(m["data"])["subscription_count"]
+                for m in messages(body.strip())
+                if m["event"] == "pusher_internal:subscription_count"
+            ]
+            if counts:
+                break
+        assert counts == [2]
+    finally:
+        await server.shutdown()
