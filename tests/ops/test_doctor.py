@@ -265,3 +265,14 @@ def test_dashboard_tls_seen_in_nginx_sites(tmp_path: Path) -> None:
     assert verdict(included) == (Status.OK, "nginx serves TLS: snippets/overtone.conf")
     assert verdict({}, OVERTONE_TLS_CERT="/etc/ssl/ws.pem")[0] is Status.OK
     assert config_checks.dashboard({"APP_ENV": "production"}, sites) == []
+
+
+def test_authorized_connections_checks() -> None:
+    assert config_checks.hosted_features({}) == []
+    [on] = config_checks.hosted_features(
+        {"OVERTONE_AUTHORIZED_CONNECTIONS": "true", "OVERTONE_AUTHORIZATION_TIMEOUT": "20"}
+    )
+    assert on.status is Status.OK and "within 20 s" in on.detail
+    [idle] = config_checks.hosted_features({"OVERTONE_AUTHORIZATION_TIMEOUT": "20"})
+    assert idle.status is Status.WARN and "does nothing" in idle.detail
+    assert "OVERTONE_AUTHORIZED_CONNECTIONS=true" in idle.hint

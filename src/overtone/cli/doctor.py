@@ -67,6 +67,7 @@ async def _checks(env: Mapping[str, str], args: argparse.Namespace) -> list[Chec
     checks += config_checks.addresses(env)
     checks += config_checks.redis(env)
     checks += config_checks.dashboard(env, config_checks.nginx_sites())
+    checks += config_checks.hosted_features(env)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     checks.append(config_checks.file_limit(soft, hard, args.connections))
     if settings is not None:

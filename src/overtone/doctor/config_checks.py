@@ -324,3 +324,30 @@ def redis(env: Mapping[str, str]) -> list[Check]:
             )
         )
     return checks
+
+
+def hosted_features(env: Mapping[str, str]) -> list[Check]:
+    """Authorized connections: on with its time limit named, or a time limit that does
+    nothing because the feature is off."""
+    enabled = _get(env, "OVERTONE_AUTHORIZED_CONNECTIONS").lower() in ("1", "true", "yes", "on")
+    timeout = _get(env, "OVERTONE_AUTHORIZATION_TIMEOUT")
+    if enabled:
+        return [
+            Check(
+                "authorized connections",
+                Status.OK,
+                f"on: a connection that neither signs in nor joins a private or presence "
+                f"channel within {timeout or '30'} s is closed with 4009",
+            )
+        ]
+    if timeout:
+        return [
+            Check(
+                "authorized connections",
+                Status.WARN,
+                f"OVERTONE_AUTHORIZATION_TIMEOUT={timeout} does nothing: "
+                "OVERTONE_AUTHORIZED_CONNECTIONS is not true",
+                "set OVERTONE_AUTHORIZED_CONNECTIONS=true, or remove the timeout",
+            )
+        ]
+    return []
