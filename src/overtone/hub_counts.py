@@ -7,8 +7,8 @@ unsubscribe, another node's batch, a node joining or gone) marks the channel
 and bounded as :mod:`overtone.channels.counts` describes:
 
 - ``pusher_internal:subscription_count`` to the channel's subscribers on this node, when the
-  app has subscription counting on. A new subscriber gets the count at once, right after its
-  ``subscription_succeeded`` (one frame, no fan-out), so it never waits for the next one.
+  app has subscription counting on. A new subscriber gets the count at once, in the same
+  write as its ``subscription_succeeded`` (no fan-out), so it never waits for the next one.
 - the ``subscription_count`` webhook, when the app lists it, sent by one node of a cluster
   (:attr:`HubCounts.speaks_for_cluster`) from its view of the cluster-wide count.
 """
