@@ -32,6 +32,7 @@ import logging
 import math
 import re
 from collections.abc import Callable
+from typing import NamedTuple
 
 import orjson
 
@@ -74,6 +75,19 @@ _STREAM_HEAD = (
     b"Connection: close\r\n"
 )
 _STREAM_HEAD_END = _STREAM_HEAD + b"\r\n"
+
+
+class _Call(NamedTuple):
+    """One fallback request, as the routing below passes it on."""
+
+    key: str
+    """``{app key}/{server}/{session id}``: the session's name in the registry."""
+    app_key: str
+    kind: str
+    """``xhr_streaming``, ``xhr`` (a poll) or ``xhr_send``."""
+    request: Request
+    origin: bytes | None
+    cors: tuple[tuple[bytes, bytes], ...]
 
 
 def _stream_head(cors: tuple[tuple[bytes, bytes], ...]) -> bytes:
@@ -204,45 +218,35 @@ class FallbackSessions:
         if self.ctx.debug:  # the session path stays out of the log
             known = "known" if key in self.sessions else "not held here"
             log.debug("fallback %s %s (%s)", request.method, kind, known)
-        return self._route(key, app_key, kind, request, origin, cors, now, waited=False)
+        call = _Call(key, app_key, kind, request, origin, cors)
+        return self._route(call, now, waited=False)
 
-    def _route(
-        self,
-        key: str,
-        app_key: str,
-        kind: str,
-        request: Request,
-        origin: bytes | None,
-        cors: tuple[tuple[bytes, bytes], ...],
-        now: float,
-        waited: bool,
-    ) -> Response | Stream:
+    def _route(self, call: _Call, now: float, waited: bool) -> Response | Stream:
+        key, kind, cors = call.key, call.kind, call.cors
         fallback = self.sessions.get(key)
         cluster = self.cluster
         if fallback is None and cluster is not None:
             owner = cluster.owner(key)
             if owner is not None:
-                return self._elsewhere(owner, key, kind, request.body, cors)
+                return self._elsewhere(owner, call)
             if not waited:  # the client's request may outrun the owner's announcement
 
                 def again() -> Response | Stream:
-                    later = self.ctx.loop.time()
-                    return self._route(key, app_key, kind, request, origin, cors, later, True)
+                    return self._route(call, self.ctx.loop.time(), True)
 
                 return cluster.when_announced(key, again)
         if kind == "xhr_send":
-            return self._send(fallback, request.body, cors, now)
+            return self._send(fallback, call.request.body, cors, now)
         if fallback is None:
-            return self._open(key, app_key, kind, request, origin, cors, now)
+            return self._open(call, now)
         return self._receive(fallback, kind, cors, now)
 
-    def _elsewhere(
-        self, owner: str, key: str, kind: str, body: bytes, cors: tuple[tuple[bytes, bytes], ...]
-    ) -> Response | Stream:
+    def _elsewhere(self, owner: str, call: _Call) -> Response | Stream:
         """A request for a session another node of the cluster holds."""
         assert self.cluster is not None
+        key, kind, cors = call.key, call.kind, call.cors
         if kind == "xhr_send":
-            items = self.items_of(body, None, cors)
+            items = self.items_of(call.request.body, None, cors)
             if isinstance(items, Response):
                 return items
             self.cluster.forward_send(owner, key, items)
@@ -263,17 +267,9 @@ class FallbackSessions:
             return ()
         return ((b"Access-Control-Allow-Origin", origin), (b"Vary", b"Origin"))
 
-    def _open(
-        self,
-        key: str,
-        app_key: str,
-        kind: str,
-        request: Request,
-        origin: bytes | None,
-        cors: tuple[tuple[bytes, bytes], ...],
-        now: float,
-    ) -> Response | Stream:
+    def _open(self, call: _Call, now: float) -> Response | Stream:
         """The first receive request of a session: the same checks as a WebSocket's."""
+        key, app_key, kind, request, origin, cors = call
         ctx = self.ctx
         app = ctx.node.registry.by_key(app_key)
         transport = STREAMING if kind == "xhr_streaming" else POLLING
