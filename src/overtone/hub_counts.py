@@ -26,8 +26,11 @@ class HubCounts(HubState):
     """Announcing subscription counts, on top of the hub's state."""
 
     def count_changed(self, name: str) -> None:
-        """Channel ``name``'s count changed (here or on another node): announce it soon."""
-        if not classify(name).counts_subscriptions:
+        """Channel ``name``'s count changed (here or on another node): announce it soon
+        (nothing to do when the app neither counts nor wants the count webhook)."""
+        if (self.count_events is None and self.count_hooks is None) or not classify(
+            name
+        ).counts_subscriptions:
             return
         first = False
         if self.count_events is not None and name in self.channels:

@@ -86,8 +86,7 @@ class HubSubscriptions(HubStreams, HubCounts, HubAuthorization):
             channel.subscribers[session.socket_id] = session
             if self.emit is not None:
                 self.emit({"t": "sub", "c": name, "d": 1})
-            if self.count_events is not None or self.count_hooks is not None:
-                self.count_changed(name)
+            self.count_changed(name)
             if len(channel.subscribers) == 1 and not self.remote.subscription_count(name):
                 self._lifecycle_hook("channel_occupied", channel=name)
         return channel
@@ -180,8 +179,7 @@ class HubSubscriptions(HubStreams, HubCounts, HubAuthorization):
             channel.pending.discard(session.socket_id)
         if self.emit is not None:
             self.emit({"t": "sub", "c": name, "d": -1})
-        if self.count_events is not None or self.count_hooks is not None:
-            self.count_changed(name)
+        self.count_changed(name)
         if channel.roster is not None:
             gone = channel.roster.leave(session.socket_id)
             if gone is not None and self.trace is not None:

@@ -12,7 +12,7 @@ The intervals bound what a busy channel costs:
 
 - **Events to subscribers** (:func:`event_interval`): one event costs one frame per
   subscriber on this node, so the interval grows with them: at most
-  :data:`EVENTS_PER_SECOND` events a second per channel, and about
+  ``1 / MIN_INTERVAL`` (10) events a second per channel, and about
   :data:`FRAMES_PER_SECOND` count frames a second per channel (twice that while it doubles
   within an interval) up to ``FRAMES_PER_SECOND * MAX_INTERVAL`` (5 000) subscribers; above
   that one event per :data:`MAX_INTERVAL` seconds. 1 000 frames a second is under 1% of
@@ -32,7 +32,6 @@ MIN_INTERVAL = 0.1
 """Seconds between two announcements of one channel, at least."""
 MAX_INTERVAL = 5.0
 """Seconds between two announcements of one channel, at most (while it keeps changing)."""
-EVENTS_PER_SECOND = 1 / MIN_INTERVAL
 FRAMES_PER_SECOND = 1_000
 """Count frames a second one channel may cost this node (below ``MAX_INTERVAL``)."""
 BUSY_CHANNEL = 100

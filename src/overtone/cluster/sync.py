@@ -46,10 +46,10 @@ def apply(hub: Hub, node: str, message: dict[str, Any], now: float) -> None:
         elif kind == "subs":
             for channel, change in message["c"].items():
                 remote.subscribe(node, str(channel), int(_net(change)))
-                _count_changed(hub, str(channel))
+                hub.count_changed(str(channel))
         elif kind == "sub":
             remote.subscribe(node, str(message["c"]), int(message["d"]))
-            _count_changed(hub, str(message["c"]))
+            hub.count_changed(str(message["c"]))
         elif kind == "conn":
             remote.connect(node, int(message["d"]))
         elif kind == "auth":
@@ -143,7 +143,7 @@ def replace_share(hub: Hub, node: str, share: Share | None, *, responsible: bool
     before = hub.remote.shares.get(node)
     changes: Changes = hub.remote.replace(node, share)
     for channel in {*(before.channels if before else ()), *(share.channels if share else ())}:
-        _count_changed(hub, channel)
+        hub.count_changed(channel)
     for channel, user_id in changes.members_gone:
         if not _local_member(hub, channel, user_id):
             hub.member_event(channel, REMOVED, user_id)
@@ -175,11 +175,6 @@ def local_share(hub: Hub) -> Share:
                 share.members[(name, user_id)] = [member.user_info, 1]
     share.users = dict.fromkeys(hub.users, 1)
     return share
-
-
-def _count_changed(hub: Hub, channel: str) -> None:
-    if hub.count_events is not None or hub.count_hooks is not None:
-        hub.count_changed(channel)
 
 
 def _local_member(hub: Hub, channel: str, user_id: str) -> bool:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from overtone.config import DEV_APP
 from overtone.doctor.report import Check, Status
+from overtone.envvars import ConfigError, bool_value
 
 WEAK_VALUES = {"secret", "changeme", "password", "key", "app-key", "app-secret", "test"}
 LOCAL_HOSTS = {"0.0.0.0", "127.0.0.1", "localhost", "::", "::1"}
@@ -329,8 +330,11 @@ def redis(env: Mapping[str, str]) -> list[Check]:
 def hosted_features(env: Mapping[str, str]) -> list[Check]:
     """Authorized connections: on with its time limit named, or a time limit that does
     nothing because the feature is off."""
-    enabled = _get(env, "OVERTONE_AUTHORIZED_CONNECTIONS").lower() in ("1", "true", "yes", "on")
     timeout = _get(env, "OVERTONE_AUTHORIZATION_TIMEOUT")
+    try:  # a value the server refuses is reported when the settings are loaded
+        enabled = bool_value("", _get(env, "OVERTONE_AUTHORIZED_CONNECTIONS") or "false")
+    except ConfigError:
+        enabled = False
     if enabled:
         return [
             Check(
