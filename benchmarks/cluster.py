@@ -34,9 +34,9 @@ from typing import Any
 import orjson
 
 from benchmarks.cluster_report import nodes_table, workers_table
-from benchmarks.localprocs import ping_redis
+from benchmarks.localprocs import free_port, ping_redis
 from benchmarks.procstat import process_tree
-from benchmarks.run import ROOT, Server, free_port, pinned, raise_nofile, run_client
+from benchmarks.run import ROOT, Server, pinned, raise_nofile, run_client
 
 
 @dataclass(frozen=True)

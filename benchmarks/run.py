@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from benchmarks import native
+from benchmarks.localprocs import free_port, stop_process, up
 from benchmarks.report import hold_table, table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,12 +44,6 @@ def raise_nofile() -> tuple[int, int]:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pinned(core: int, cmd: list[str], pin: bool) -> list[str]:
@@ -74,15 +69,6 @@ def run_client(cmd: list[str], pin: bool, budget: float, log_path: Path) -> dict
         return {"failure": f"load client exit {done.returncode}: {done.stderr[-600:]!r}"}
     result: dict[str, Any] = orjson.loads(lines[-1])
     return result
-
-
-def health(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"GET /up HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            return sock.recv(64).startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
 
 
 class Server:
@@ -116,7 +102,7 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return f"exited with {self.proc.returncode}: {self.tail()}"
-            if health(self.port):
+            if up(self.port):
                 return None
             if b"Starting server on" in self.log.read_bytes() and self.accepts():
                 return None
@@ -132,13 +118,7 @@ class Server:
         return self.log.read_text(errors="replace")[-600:].strip()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 def measure(
