@@ -24,7 +24,7 @@ import orjson
 
 from benchmarks.loadclient import log, loop_name, parse_common, phase
 from benchmarks.phases import Ctx, api_rate, fanout, finish, latency, open_conns
-from benchmarks.procstat import rss_kb
+from benchmarks.procstat import idle_rss, rss_kb
 from benchmarks.wsclient import WSConn
 
 LATENCY_SUBSCRIBERS = 100
@@ -128,9 +128,8 @@ async def run(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
         gc.collect()
         gc.freeze()
         await asyncio.sleep(1.0)
-        rss_after, subscribed = rss_kb(ctx.server_pid), len(ctx.conns)
-        out["rss"] = {"before_kb": rss_before, "after_kb": rss_after, "subscribed": subscribed}
-        out["rss"]["kb_per_conn"] = (rss_after - rss_before) / subscribed
+        subscribed = len(ctx.conns)
+        out["rss"] = idle_rss(ctx.server_pid, rss_before, subscribed)
         events = max(10, (200_000 if quick else 1_000_000) // subscribed)
         for conn in ctx.conns:
             conn.seen = bytearray(events)

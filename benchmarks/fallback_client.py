@@ -31,7 +31,7 @@ import orjson
 
 from benchmarks.loadclient import log, loop_name, parse_common, phase
 from benchmarks.phases import Ctx, fanout, finish, latency, open_conns
-from benchmarks.procstat import rss_kb
+from benchmarks.procstat import idle_rss, rss_kb
 from benchmarks.wsclient import PONG, HttpConn, Stats, WSConn
 
 QUERY = "?protocol=7&client=js&version=8.4.0"
@@ -211,13 +211,8 @@ async def run(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
         gc.collect()
         gc.freeze()
         await asyncio.sleep(1.0)
-        rss_after, subscribed = rss_kb(ctx.server_pid), len(ctx.conns)
-        out["rss"] = {
-            "before_kb": rss_before,
-            "after_kb": rss_after,
-            "subscribed": subscribed,
-            "kb_per_conn": (rss_after - rss_before) / subscribed,
-        }
+        subscribed = len(ctx.conns)
+        out["rss"] = idle_rss(ctx.server_pid, rss_before, subscribed)
         if args.fanout:
             events = max(10, args.deliveries // subscribed)
             await phase(out, "fanout", fanout(ctx, events, window=max(4, min(64, 40_000 // n))))

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from benchmarks.phases import Ctx, api_rate, fanout, finish, hold, latency, open_conns
-from benchmarks.procstat import rss_kb
+from benchmarks.procstat import idle_rss, rss_kb
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,13 +69,8 @@ async def run(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
             await phase(out, "hold", hold(ctx, args.hold))
             return out
         await asyncio.sleep(1.0)  # let the server settle before reading its RSS
-        rss_after, subscribed = rss_kb(ctx.server_pid), len(ctx.conns)
-        out["rss"] = {
-            "before_kb": rss_before,
-            "after_kb": rss_after,
-            "subscribed": subscribed,
-            "kb_per_conn": (rss_after - rss_before) / subscribed,
-        }
+        subscribed = len(ctx.conns)
+        out["rss"] = idle_rss(ctx.server_pid, rss_before, subscribed)
         log(f"rss: {out['rss']}")
         events = max(10, (200_000 if quick else 1_000_000) // subscribed)
         await phase(out, "fanout", fanout(ctx, events, window=max(4, min(64, 40_000 // n))))

@@ -42,6 +42,18 @@ def rss_kb(pid: Pids) -> int:
     return total
 
 
+def idle_rss(pid: Pids, before_kb: int, connections: int) -> dict[str, Any]:
+    """The ``rss`` figures of a run: VmRSS now (``pid``'s tree) against ``before_kb``, and
+    the KB each of ``connections`` idle connections costs."""
+    after = rss_kb(pid)
+    return {
+        "before_kb": before_kb,
+        "after_kb": after,
+        "subscribed": connections,
+        "kb_per_conn": (after - before_kb) / connections,
+    }
+
+
 def cpu_of(pid: Pids) -> float:
     """User+system CPU seconds of a process and its descendants (0.0 when unknown)."""
     ticks = 0
